@@ -1,0 +1,140 @@
+"""Strict loading of pretrained backbone weights, and reading the architecture off a state dict.
+
+mmengine's ``PretrainedInit`` loads with ``strict=False`` and only logs size mismatches, so a
+ResNeXt-101 checkpoint in a ResNeXt-50 (or 32x8d weights in a 32x4d model) would load partially and
+train on. :func:`load_pretrained` instead refuses any checkpoint whose backbone tensors do not match
+the model, naming the first offending key and the architecture each side has.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import torch
+from mmengine.logging import print_log
+from torch import nn
+
+from ..checkpoint import extract_state_dict, load_checkpoint_file
+
+_STAGE_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.")
+_BACKBONE_KEY = re.compile(r"^(layer\d+\.|conv1\.|bn1\.|stem\.)")
+
+
+def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """Depth, cardinality C, width d and stem of a plugin-layout (form c) state dict.
+
+    Returns:
+        dict: ``stage_blocks``, ``depth`` (None when no known depth has those blocks), ``groups``,
+        ``width_per_group``, ``deep_stem`` and ``num_stages``.
+
+    Raises:
+        ValueError: the state dict has no ``layer1.0.conv2.weight`` of a grouped 3x3 convolution.
+    """
+    from .resnext import ARCH_SETTINGS
+
+    key = "layer1.0.conv2.weight"
+    weight = state_dict.get(key)
+    if weight is None or weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
+        raise ValueError(f"not a ResNeXt bottleneck state dict: `{key}` is missing or not a 3x3 "
+                         f"convolution (got {None if weight is None else tuple(weight.shape)})")
+    blocks: dict[int, int] = {}
+    for name in state_dict:
+        match = _STAGE_BLOCK.match(name)
+        if match:
+            stage, block = int(match[1]), int(match[2])
+            blocks[stage] = max(blocks.get(stage, 0), block + 1)
+    stage_blocks = tuple(blocks[s] for s in sorted(blocks))
+    depth = next((d for d, arch in ARCH_SETTINGS.items() if arch == stage_blocks), None)
+    width = weight.shape[1]
+    return dict(stage_blocks=stage_blocks, depth=depth, groups=weight.shape[0] // width,
+                width_per_group=width, deep_stem="stem.0.conv.weight" in state_dict,
+                num_stages=len(stage_blocks))
+
+
+def _describe(state_dict: Mapping[str, torch.Tensor]) -> str:
+    try:
+        arch = infer_arch(state_dict)
+    except ValueError:
+        return "an unknown architecture"
+    depth = arch["depth"] or f"blocks {arch['stage_blocks']}"
+    return f"ResNeXt-{depth} {arch['groups']}x{arch['width_per_group']}d"
+
+
+def read_checkpoint(checkpoint: str, map_location: Any = "cpu") -> Any:
+    """A local file through the weights-only loader; URLs and ``open-mmlab://`` through mmengine
+    (whose ``torch.load`` is weights-only on torch>=2.6, with our allow-list)."""
+    if "://" not in checkpoint or os.path.exists(checkpoint):
+        return load_checkpoint_file(checkpoint, map_location)
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    return CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
+
+
+def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: Optional[str],
+                  source: str) -> dict[str, torch.Tensor]:
+    """The entries under ``prefix`` with the prefix removed (all entries when it is None)."""
+    if not prefix:
+        whole_model = any(k.startswith("backbone.") for k in state_dict)
+        if whole_model and "layer1.0.conv1.weight" not in state_dict:
+            raise ValueError(f"{source}: keys start with 'backbone.' (a whole-model checkpoint); "
+                             "set prefix='backbone.' in init_cfg or convert it with "
+                             "tools/convert_checkpoint.py --to backbone")
+        return dict(state_dict)
+    selected = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not selected:
+        sample = ", ".join(list(state_dict)[:3])
+        raise ValueError(f"{source}: no key starts with prefix {prefix!r} (first keys: {sample})")
+    return selected
+
+
+def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = None,
+                    map_location: Any = "cpu") -> dict[str, list[str]]:
+    """Load backbone weights into ``model``, refusing any mismatch of the backbone's tensors.
+
+    Args:
+        model (nn.Module): The backbone.
+        checkpoint (str): Path or URL of the checkpoint.
+        prefix (str, optional): Take only keys under this prefix (e.g. ``'backbone.'``), stripped.
+        map_location: Passed to ``torch.load``. Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``missing`` (only ``num_batches_tracked`` buffers may be) and ``ignored`` (keys the
+        backbone does not have, such as a classifier's ``fc.*``), both also logged.
+
+    Raises:
+        ValueError: a tensor's shape differs, or a backbone key is missing or extra (another
+            depth or cardinality); the message names the first such key and both architectures.
+    """
+    state_dict = select_prefix(extract_state_dict(read_checkpoint(checkpoint, map_location),
+                                                  checkpoint), prefix, checkpoint)
+    own = model.state_dict()
+    block_form = getattr(model, "block_form", "c")
+    if block_form != "c" and not any(".paths." in k for k in state_dict):
+        from .block_forms import convert_block_form
+
+        state_dict = convert_block_form(state_dict, model.groups, "c", block_form)
+
+    def mismatch(detail: str) -> ValueError:
+        return ValueError(f"pretrained checkpoint {checkpoint} (prefix={prefix!r}) does not fit "
+                          f"this backbone: {detail}; the checkpoint holds {_describe(state_dict)}, "
+                          f"the model is {_describe(own)}")
+
+    for key, value in state_dict.items():
+        if key in own and own[key].shape != value.shape:
+            raise mismatch(f"`{key}` has shape {tuple(value.shape)} in the checkpoint and "
+                           f"{tuple(own[key].shape)} in the model")
+    missing = [k for k in own if k not in state_dict]
+    hard_missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if hard_missing:
+        raise mismatch(f"`{hard_missing[0]}` is missing ({len(hard_missing)} keys missing)")
+    ignored = [k for k in state_dict if k not in own]
+    extra_backbone = [k for k in ignored if _BACKBONE_KEY.match(k)]
+    if extra_backbone:
+        raise mismatch(f"unexpected key `{extra_backbone[0]}` ({len(extra_backbone)} backbone "
+                       "keys the model does not have)")
+    model.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
+    print_log(f"loaded {len(own) - len(missing)} tensors from {checkpoint} (prefix={prefix!r}); "
+              f"missing: {missing or 'none'}; ignored: {ignored or 'none'}", logger="current")
+    return dict(missing=missing, ignored=ignored)

@@ -1,0 +1,18 @@
+"""The plugin's registry scope ``resnext_plugin``.
+
+Its ``MODELS`` is a child of mmengine's root ``MODELS``, like mmpretrain's and mmdet's, so
+configs of either address our backbone as ``type='resnext_plugin.ResNeXt'`` without shadowing
+their own ``ResNeXt``. mmengine imports this module when it meets the ``resnext_plugin.`` prefix,
+and ``locations`` then imports the models so that they are registered.
+"""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry(
+    "model", parent=MMENGINE_MODELS, scope="resnext_plugin", locations=["resnext_plugin.models"]
+)
+BACKBONES = MODELS
+HOOKS = Registry(
+    "hook", parent=MMENGINE_HOOKS, scope="resnext_plugin", locations=["resnext_plugin.engine"]
+)
