@@ -241,3 +241,13 @@ def test_channels_last_gives_the_same_outputs():
     for a, b in zip(ref(x), fast(x)):
         assert b.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from resnext_plugin.models import block_forms, blocks, resnext
+
+    for module in (resnext, blocks, block_forms):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

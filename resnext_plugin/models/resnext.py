@@ -97,7 +97,7 @@ class ResNeXt(BaseModule):
         >>> import torch
         >>> from resnext_plugin.models import ResNeXt
         >>> model = ResNeXt(depth=50, groups=32, width_per_group=4, out_indices=(0, 1, 2, 3))
-        >>> model.eval()
+        >>> _ = model.eval()
         >>> for out in model(torch.rand(1, 3, 64, 64)):
         ...     print(tuple(out.shape))
         (1, 256, 16, 16)

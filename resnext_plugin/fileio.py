@@ -1,0 +1,52 @@
+"""Atomic writes for mmengine's local file backend.
+
+mmengine 0.10.7 writes checkpoints and the ``last_checkpoint`` pointer in place
+(``open(path, 'wb').write(...)``): a process killed mid-write leaves a truncated ``iter_N.pth``, or
+an empty pointer, that ``--resume`` then picks and fails on. :class:`AtomicLocalBackend` writes to
+a temporary file in the same directory, flushes it to disk and renames it over the target, so a
+reader sees either the old file or the complete new one. Importing ``resnext_plugin`` registers it
+for plain paths (mmengine's ``'local'`` backend, prefix ``''``).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+from mmengine.fileio import register_backend
+from mmengine.fileio.backends import LocalBackend
+
+
+def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
+    """Write ``data`` to ``filepath`` through a fsynced temporary file and ``os.replace``."""
+    filepath = os.fspath(filepath)
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(filepath)}.", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's ``LocalBackend`` whose ``put`` and ``put_text`` replace files atomically."""
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        atomic_write_bytes(obj, filepath)
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = "utf-8") -> None:
+        atomic_write_bytes(obj.encode(encoding), filepath)
+
+
+def install_atomic_local_backend() -> None:
+    """Make ``AtomicLocalBackend`` the backend of plain local paths."""
+    register_backend("local", AtomicLocalBackend, force=True, prefixes="")
