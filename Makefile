@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PIN := -c requirements/constraints.txt
 UVPIP = $(UV) pip install --python $(PY) $(PIN)
 # mmcv's CPU/CUDA ops build with this many compiler jobs.
@@ -10,11 +10,9 @@ MAX_JOBS ?= $(shell nproc)
 
 .PHONY: install test test-all demo lint clean-venv
 
-$(UV):
-	python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
-
 # The stamp file is written last, so an interrupted install is redone, not trusted.
-$(VENV)/.installed: requirements/constraints.txt setup.py | $(UV)
+$(VENV)/.installed: requirements/constraints.txt requirements/tests.txt setup.py
+	$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) venv --allow-existing --python 3.11 $(VENV)
 	$(UVPIP) torch torchvision
 	$(UVPIP) setuptools wheel ninja psutil
