@@ -155,8 +155,8 @@ def test_pretrained_of_another_depth_fails(tmp_path):
     _, path = backbone_ckpt(tmp_path, num_stages=4, depth=101, out_indices=(3,))
     model = tiny(num_stages=4, depth=50, out_indices=(3,),
                  init_cfg=dict(type="Pretrained", checkpoint=path))
-    with pytest.raises(ValueError, match=r"unexpected key `layer3\.6\..*ResNeXt-101 4x4d.*"
-                                         r"ResNeXt-50 4x4d"):
+    with pytest.raises(ValueError, match=r"unexpected key `layer3\.6\..*ResNeXt-101 \(4x4d\).*"
+                                         r"ResNeXt-50 \(4x4d\)"):
         model.init_weights()
 
 

@@ -1,4 +1,4 @@
-"""Strict loading of pretrained backbone weights, and reading the architecture off a state dict.
+"""Strict loading of pretrained backbone weights.
 
 mmengine's ``PretrainedInit`` loads with ``strict=False`` and only logs size mismatches, so a
 ResNeXt-101 checkpoint in a ResNeXt-50 (or 32x8d weights in a 32x4d model) would load partially and
@@ -18,48 +18,16 @@ from torch import nn
 
 from ..checkpoint import extract_state_dict, load_checkpoint_file
 
-_STAGE_BLOCK = re.compile(r"^layer(\d+)\.(\d+)\.")
 _BACKBONE_KEY = re.compile(r"^(layer\d+\.|conv1\.|bn1\.|stem\.)")
 
 
-def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """Depth, cardinality C, width d and stem of a plugin-layout (form c) state dict.
-
-    Returns:
-        dict: ``stage_blocks``, ``depth`` (None when no known depth has those blocks), ``groups``,
-        ``width_per_group``, ``deep_stem`` and ``num_stages``.
-
-    Raises:
-        ValueError: the state dict has no ``layer1.0.conv2.weight`` of a grouped 3x3 convolution.
-    """
-    from .resnext import ARCH_SETTINGS
-
-    key = "layer1.0.conv2.weight"
-    weight = state_dict.get(key)
-    if weight is None or weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
-        raise ValueError(f"not a ResNeXt bottleneck state dict: `{key}` is missing or not a 3x3 "
-                         f"convolution (got {None if weight is None else tuple(weight.shape)})")
-    blocks: dict[int, int] = {}
-    for name in state_dict:
-        match = _STAGE_BLOCK.match(name)
-        if match:
-            stage, block = int(match[1]), int(match[2])
-            blocks[stage] = max(blocks.get(stage, 0), block + 1)
-    stage_blocks = tuple(blocks[s] for s in sorted(blocks))
-    depth = next((d for d, arch in ARCH_SETTINGS.items() if arch == stage_blocks), None)
-    width = weight.shape[1]
-    return dict(stage_blocks=stage_blocks, depth=depth, groups=weight.shape[0] // width,
-                width_per_group=width, deep_stem="stem.0.conv.weight" in state_dict,
-                num_stages=len(stage_blocks))
-
-
 def _describe(state_dict: Mapping[str, torch.Tensor]) -> str:
+    from ..convert.verify import describe, infer_arch  # the converter imports the models
+
     try:
-        arch = infer_arch(state_dict)
+        return describe(infer_arch(state_dict))
     except ValueError:
-        return "an unknown architecture"
-    depth = arch["depth"] or f"blocks {arch['stage_blocks']}"
-    return f"ResNeXt-{depth} {arch['groups']}x{arch['width_per_group']}d"
+        return "an architecture that is not a ResNeXt of this layout"
 
 
 def read_checkpoint(checkpoint: str, map_location: Any = "cpu") -> Any:

@@ -1,0 +1,247 @@
+"""Inferring a ResNeXt's architecture from its tensors, and checking them against a built model.
+
+Depth comes from the blocks per stage (:data:`ARCH_SETTINGS`), the cardinality C and the
+bottleneck width d from the first grouped convolution: ``layer1.0.conv2.weight`` has shape
+``(C*d, d, 3, 3)``. The plugin model built from that guess is the reference: every tensor must
+exist there with the same shape, and every tensor it has must come from the file.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
+
+from ..models import ARCH_SETTINGS, ResNeXt, convert_block_form
+from ..models.blocks import EXPANSION
+from .layouts import ConversionError, MappedWeights
+
+_BLOCK_PREFIX = re.compile(r"^layer(\d+)\.(\d+)\.")
+_DOWNSAMPLE = re.compile(r"^(layer\d+\.\d+\.downsample)\.(\d+)\.(.+)$")
+_PATH_INDEX = re.compile(r"^layer1\.0\.paths\.(\d+)\.")
+#: BatchNorm eps of the plugin's default ``norm_cfg``; Caffe2's affine-only norms get
+#: ``running_var = 1 - eps`` so that the converted BN computes exactly ``scale * x + bias``.
+BN_EPS = 1e-5
+
+
+def describe(arch: Mapping) -> str:
+    """``'ResNeXt-101 (32x8d)'``, plus the stem and shortcut variants when not the default."""
+    extras = [name for name in ("deep_stem", "avg_down") if arch.get(name)]
+    text = f"ResNeXt-{arch['depth']} ({arch['groups']}x{arch['width_per_group']}d)"
+    return text + (f" with {', '.join(extras)}" if extras else "")
+
+
+def to_block_form_c(mapped: MappedWeights) -> str:
+    """Merge per-path weights (the plugin's block forms (a)/(b)) into form (c); return the form."""
+    groups = {int(m[1]) for key in mapped.backbone if (m := _PATH_INDEX.match(key))}
+    if not groups:
+        return "c"
+    form = "a" if any(k.endswith("paths.0.conv3.weight") for k in mapped.backbone) else "b"
+    try:
+        merged = convert_block_form(mapped.backbone, len(groups), form, "c")
+    except (KeyError, ValueError) as err:
+        raise ConversionError(f"cannot merge block form ({form}) weights into form (c): {err}") \
+            from err
+    # Merged tensors have no single source key; name the block they came from.
+    mapped.origin = {key: mapped.origin.get(key, key.rsplit(".", 2)[0] + ".paths.*")
+                     for key in merged}
+    mapped.backbone = merged
+    mapped.notes.append(f"merged block form ({form}) weights, {len(groups)} paths a block, into "
+                        "form (c); build the backbone with the default block_form='c' (or "
+                        f"block_form='{form}' and resnext_plugin.convert_block_form)")
+    return form
+
+
+def _require(weights: Mapping[str, torch.Tensor], key: str, why: str) -> torch.Tensor:
+    if key not in weights:
+        raise ConversionError(f"missing key {key!r}: {why}")
+    return weights[key]
+
+
+def _stage_blocks(weights: Mapping[str, torch.Tensor]) -> list[int]:
+    blocks: dict[int, set[int]] = {}
+    for key in weights:
+        match = _BLOCK_PREFIX.match(key)
+        if match:
+            blocks.setdefault(int(match[1]), set()).add(int(match[2]))
+    if not blocks:
+        raise ConversionError("no residual stage weights (layer1.*) found")
+    counts = []
+    for stage in range(1, max(blocks) + 1):
+        if stage not in blocks:
+            raise ConversionError(f"missing key 'layer{stage}.0.conv1.weight': stage {stage} has "
+                                  f"no weights but stage {max(blocks)} has")
+        present = blocks[stage]
+        for index in range(max(present) + 1):
+            if index not in present:
+                raise ConversionError(f"missing key 'layer{stage}.{index}.conv1.weight': block "
+                                      f"{index} of stage {stage} has no weights")
+        counts.append(max(present) + 1)
+    return counts
+
+
+def _depth(counts: list[int]) -> int:
+    matches = [depth for depth, blocks in ARCH_SETTINGS.items()
+               if tuple(blocks[: len(counts)]) == tuple(counts)]
+    if not matches:
+        table = ", ".join(f"{d}: {b}" for d, b in ARCH_SETTINGS.items())
+        raise ConversionError(f"blocks per stage {tuple(counts)} match no ResNeXt depth "
+                              f"({table}); last block 'layer{len(counts)}.{counts[-1] - 1}'")
+    return matches[0]  # fewer than 4 stages: the shallowest depth, whose weights are the same
+
+
+def infer_arch(weights: Mapping[str, torch.Tensor]) -> dict:
+    """ResNeXt constructor arguments that reproduce the shapes of ``weights`` (plugin names).
+
+    Returns:
+        dict: ``depth``, ``groups``, ``width_per_group``, ``in_channels``, ``stem_channels``,
+        ``base_channels``, ``num_stages``, ``deep_stem``, ``avg_down``.
+
+    Raises:
+        ConversionError: A block is not a bottleneck, or a tensor the inference reads is missing
+            or of the wrong rank; the message names the key.
+    """
+    counts = _stage_blocks(weights)
+    for stage, num_blocks in enumerate(counts, start=1):
+        for index in range(num_blocks):
+            for conv in ("conv1", "conv2", "conv3"):
+                _require(weights, f"layer{stage}.{index}.{conv}.weight",
+                         f"layer{stage}.{index} is not a ResNeXt bottleneck (1x1 conv1, grouped "
+                         "3x3 conv2, 1x1 conv3); another architecture, e.g. a BasicBlock "
+                         "ResNet-18/34?")
+    conv2 = weights["layer1.0.conv2.weight"]
+    if conv2.dim() != 4 or tuple(conv2.shape[2:]) != (3, 3) or conv2.shape[0] % conv2.shape[1]:
+        raise ConversionError(f"key 'layer1.0.conv2.weight' has shape {tuple(conv2.shape)}; a "
+                              "ResNeXt's grouped 3x3 convolution has shape (C*d, d, 3, 3)")
+    width, groups = int(conv2.shape[1]), int(conv2.shape[0] // conv2.shape[1])
+    deep_stem = "stem.0.conv.weight" in weights
+    if deep_stem:
+        first = weights["stem.0.conv.weight"]
+        last = _require(weights, "stem.2.conv.weight", "the deep stem has three convolutions")
+    else:
+        first = last = _require(weights, "conv1.weight", "the stem convolution")
+    conv3 = weights["layer1.0.conv3.weight"]
+    if conv3.dim() != 4 or conv3.shape[0] % EXPANSION:
+        raise ConversionError(f"key 'layer1.0.conv3.weight' has shape {tuple(conv3.shape)}; "
+                              f"its output channels must be {EXPANSION} x base_channels")
+    last_stage = len(counts)
+    downsample_convs = [int(m[2]) for key, value in weights.items()
+                        if (m := _DOWNSAMPLE.match(key)) and m[3] == "weight" and value.dim() == 4
+                        and key.startswith(f"layer{last_stage}.0.")]
+    return dict(
+        depth=_depth(counts),
+        groups=groups,
+        width_per_group=width,
+        in_channels=int(first.shape[1]),
+        stem_channels=int(last.shape[0]),
+        base_channels=int(conv3.shape[0] // EXPANSION),
+        num_stages=len(counts),
+        deep_stem=deep_stem,
+        # avg_down (ResNet-D) puts an average pool at downsample.0, the projection after it.
+        avg_down=bool(downsample_convs) and downsample_convs[0] != 0,
+    )
+
+
+def build_reference(arch: Mapping, style: str = "pytorch") -> ResNeXt:
+    """The plugin backbone whose state dict the converted weights must match."""
+    return ResNeXt(**arch, style=style, out_indices=tuple(range(arch["num_stages"])),
+                   init_cfg=None)
+
+
+def _renumber_downsample(mapped: MappedWeights, expected: Mapping[str, torch.Tensor]) -> None:
+    """Move each shortcut's conv/bn to the indices the model uses (timm: 1/2 even in stage 1)."""
+    groups: dict[str, dict[int, list[str]]] = {}
+    for key in mapped.backbone:
+        match = _DOWNSAMPLE.match(key)
+        if match:
+            groups.setdefault(match[1], {}).setdefault(int(match[2]), []).append(key)
+    renames: dict[str, str] = {}
+    for block, by_index in groups.items():
+        target = sorted({int(m[2]) for k in expected if (m := _DOWNSAMPLE.match(k))
+                         and m[1] == block})
+        source = sorted(by_index)
+        if source == target or len(source) != len(target):
+            continue  # equal, or a mismatch the key check reports
+        for src_index, dst_index in zip(source, target):
+            for key in by_index[src_index]:
+                renames[key] = f"{block}.{dst_index}.{_DOWNSAMPLE.match(key)[3]}"
+    if renames:
+        mapped.backbone = OrderedDict((renames.get(k, k), v) for k, v in mapped.backbone.items())
+        mapped.origin = {renames.get(k, k): v for k, v in mapped.origin.items()}
+
+
+def _fill_norm_buffers(mapped: MappedWeights, expected: Mapping[str, torch.Tensor]) -> None:
+    """Add the BN buffers older or Caffe2 files lack (``num_batches_tracked``, running stats)."""
+    filled_counts, filled_stats = 0, 0
+    for key, reference in expected.items():
+        if key in mapped.backbone:
+            continue
+        module, _, param = key.rpartition(".")
+        has_affine = f"{module}.weight" in mapped.backbone and f"{module}.bias" in mapped.backbone
+        if param == "num_batches_tracked" and f"{module}.running_mean" in expected:
+            value, filled_counts = torch.zeros_like(reference), filled_counts + 1
+        elif mapped.affine_only_norms and has_affine and param in ("running_mean", "running_var"):
+            value = torch.zeros_like(mapped.backbone[f"{module}.weight"])
+            if param == "running_var":
+                value.fill_(1.0 - BN_EPS)
+                filled_stats += 1
+        else:
+            continue
+        mapped.backbone[key] = value
+        mapped.origin[key] = f"<{param} filled in>"
+    if filled_counts:
+        mapped.notes.append(f"the file has no num_batches_tracked for {filled_counts} BatchNorm "
+                            "layers: set to 0 (not used in eval mode)")
+    if filled_stats:
+        mapped.notes.append(f"{filled_stats} norms hold only scale and bias (Caffe2 "
+                            "AffineChannel): running_mean=0, running_var=1-eps so that BN "
+                            "computes scale * x + bias")
+
+
+def verify(mapped: MappedWeights, arch: Mapping, style: str) -> "OrderedDict[str, torch.Tensor]":
+    """Check ``mapped.backbone`` key by key against the plugin model built from ``arch``.
+
+    Returns:
+        OrderedDict: The backbone weights in the model's key order, ready for
+        ``load_state_dict(strict=True)``.
+
+    Raises:
+        ConversionError: The first key (in file order) that the model lacks or whose shape
+            differs, else the first key of the model that the file lacks.
+    """
+    name = describe(arch)
+    expected = build_reference(arch, style).state_dict()
+    _renumber_downsample(mapped, expected)
+    _fill_norm_buffers(mapped, expected)
+    for key, tensor in mapped.backbone.items():
+        source = mapped.origin[key]
+        shown = repr(source) + ("" if source == key else f" (plugin key {key!r})")
+        if key not in expected:
+            raise ConversionError(f"key {shown} has no counterpart in a {name}")
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ConversionError(f"key {shown} has shape {tuple(tensor.shape)}, a {name} "
+                                  f"expects {tuple(expected[key].shape)}")
+    for key in expected:
+        if key not in mapped.backbone:
+            raise ConversionError(f"missing key {key!r} (plugin name): a {name} needs it and "
+                                  "the file has no counterpart")
+    return OrderedDict((key, mapped.backbone[key]) for key in expected)
+
+
+def verify_head(mapped: MappedWeights, feat_dim: int) -> None:
+    """The classifier must be ``Linear(feat_dim, num_classes)``: weight and bias, matching."""
+    if not mapped.head:
+        return
+    for param in ("weight", "bias"):
+        if param not in mapped.head:
+            other = next(iter(mapped.head_origin.values()))
+            raise ConversionError(f"classifier {param} missing (found {other!r} only)")
+    weight, bias = mapped.head["weight"], mapped.head["bias"]
+    if weight.dim() != 2 or weight.shape[1] != feat_dim:
+        raise ConversionError(f"key {mapped.head_origin['weight']!r} has shape "
+                              f"{tuple(weight.shape)}, the classifier of this backbone expects "
+                              f"(num_classes, {feat_dim})")
+    if tuple(bias.shape) != (weight.shape[0],):
+        raise ConversionError(f"key {mapped.head_origin['bias']!r} has shape {tuple(bias.shape)},"
+                              f" expected ({weight.shape[0]},)")
