@@ -1,8 +1,8 @@
 """Runner-side pieces of the plugin: hooks, data checks and the CPU-capable distributed set-up.
 
-Importing this package registers ``resnext_plugin.TrainingCurvesHook``,
-``resnext_plugin.WeightSyncCheckHook``, ``resnext_plugin.CheckedImageNet`` and
-``resnext_plugin.StrictLoadImageFromFile``.
+Importing this package registers the hooks ``resnext_plugin.TrainingCurvesHook``,
+``resnext_plugin.WeightSyncCheckHook`` and ``resnext_plugin.StopOnNonFiniteLossHook``, the dataset
+``resnext_plugin.CheckedImageNet`` and the transform ``resnext_plugin.StrictLoadImageFromFile``.
 """
 from .data import (
     DATASETS,
@@ -16,10 +16,13 @@ from .data import (
 )
 from .dist import cpu_model_wrapper_cfg, has_accelerator, init_distributed, setup_distributed
 from .hooks import TrainingCurvesHook, WeightSyncCheckHook, parameter_digests
+from .nonfinite import NonFiniteLossError, StopOnNonFiniteLossHook
+from .runner import build_runner
 
 __all__ = [
     "DATASETS", "TRANSFORMS", "CheckedImageNet", "CorruptImageError", "DataNotFoundError",
     "StrictLoadImageFromFile", "check_imagenet_layout", "find_image_corruption",
     "cpu_model_wrapper_cfg", "has_accelerator", "init_distributed", "setup_distributed",
-    "TrainingCurvesHook", "WeightSyncCheckHook", "parameter_digests",
+    "TrainingCurvesHook", "WeightSyncCheckHook", "NonFiniteLossError",
+    "StopOnNonFiniteLossHook", "parameter_digests", "build_runner",
 ]

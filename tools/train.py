@@ -1,0 +1,129 @@
+"""Train a model from an OpenMMLab 2.0 config (mmpretrain, mmdet or plain mmengine).
+
+The runner is mmengine's ``Runner`` (or the config's ``runner_type``) in the config's
+``default_scope``, as with mmpretrain's and mmdet's own ``tools/train.py``. Multi-process runs
+(``--launcher pytorch|slurm|mpi``) also work without a GPU: see
+:mod:`resnext_plugin.engine.dist`.
+
+Examples:
+    python tools/train.py configs/demo/resnext50_32x4d_imagenet_demo.py
+    python tools/train.py CONFIG --work-dir work_dirs/x --resume            # latest checkpoint
+    python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth --amp --auto-scale-lr
+    bash tools/dist_train.sh CONFIG 8                                       # torchrun, 8 procs
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from resnext_plugin.engine.data import DataNotFoundError  # noqa: E402
+from resnext_plugin.engine.dist import LAUNCHERS, has_accelerator, setup_distributed  # noqa: E402
+from resnext_plugin.engine.runner import build_runner  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="train config file path")
+    parser.add_argument("--work-dir", help="where logs and checkpoints go "
+                        "(default: the config's work_dir, else ./work_dirs/<config name>)")
+    parser.add_argument("--resume", nargs="?", type=str, const="auto", metavar="CKPT",
+                        help="resume from CKPT; without CKPT, from the latest checkpoint in the "
+                        "work dir")
+    parser.add_argument("--amp", action="store_true",
+                        help="automatic mixed precision (needs a GPU)")
+    parser.add_argument("--auto-scale-lr", action="store_true",
+                        help="scale the lr linearly with the total batch size "
+                        "(auto_scale_lr.base_batch_size of the config)")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="do not validate during training")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config settings, e.g. train_cfg.max_epochs=2 "
+                        "'model.backbone.out_indices=(3,)'")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
+                        help="job launcher (pytorch = torchrun)")
+    # torch.distributed.launch passes --local-rank (older: --local_rank).
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if "LOCAL_RANK" not in os.environ:
+        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The config file with the command line applied (a new object).
+
+    Raises:
+        FileNotFoundError: The config or the ``--resume`` checkpoint does not exist.
+        ValueError: ``--amp`` without a GPU, ``--auto-scale-lr`` without ``auto_scale_lr``.
+    """
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f"config file not found: '{args.config}'")
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        if not has_accelerator():
+            raise ValueError("--amp: mixed precision needs a GPU (mmengine's AmpOptimWrapper); "
+                             "none is available")
+        optim_wrapper = cfg.optim_wrapper.get("type", "OptimWrapper")
+        if optim_wrapper not in ("OptimWrapper", "AmpOptimWrapper"):
+            raise ValueError(f"--amp: the config's optim_wrapper type is {optim_wrapper!r}; "
+                             "set AmpOptimWrapper there instead")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+
+    if args.auto_scale_lr:
+        if "base_batch_size" not in cfg.get("auto_scale_lr", {}):
+            raise ValueError("--auto-scale-lr: the config has no "
+                             "auto_scale_lr=dict(base_batch_size=...)")
+        cfg.auto_scale_lr.enable = True
+
+    if args.resume == "auto":
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(f"--resume: checkpoint not found: '{args.resume}'")
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 2
+    cfg = setup_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    try:
+        runner.train()
+    except DataNotFoundError as err:
+        runner.logger.error(str(err))
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
