@@ -25,3 +25,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _isolate_default_scope():
+    """An mmengine Runner leaves its DefaultScope behind as the process-wide current scope; drop
+    the scopes a test created so that the next test builds in the scope it asks for."""
+    from mmengine.registry import DefaultScope
+
+    before = set(DefaultScope._instance_dict)
+    yield
+    for name in set(DefaultScope._instance_dict) - before:
+        del DefaultScope._instance_dict[name]

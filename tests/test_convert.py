@@ -97,7 +97,7 @@ def plugin_classifier_outputs(conversion, path: str | None = None):
     from mmpretrain.registry import MODELS
 
     model = MODELS.build(dict(
-        type="ImageClassifier",
+        type="mmpretrain.ImageClassifier",
         backbone=dict(type="resnext_plugin.ResNeXt", out_indices=(0, 1, 2, 3),
                       **conversion.backbone_kwargs),
         neck=dict(type="GlobalAveragePooling", dim=2),
@@ -219,7 +219,7 @@ def test_mmpretrain_classifier():
     from mmpretrain.registry import MODELS
 
     model = MODELS.build(dict(
-        type="ImageClassifier",
+        type="mmpretrain.ImageClassifier",
         backbone=dict(type="ResNeXt", depth=50, groups=32, width_per_group=4,
                       out_indices=(0, 1, 2, 3)),
         neck=dict(type="GlobalAveragePooling"),
@@ -292,7 +292,7 @@ def test_plugin_training_checkpoint(tmp_path, block_form):
     # Narrow (stem and base widths 16) to keep the files small; inferred from the shapes too.
     arch = dict(depth=50, groups=4, width_per_group=2, stem_channels=16, base_channels=16)
     model = MODELS.build(dict(
-        type="ImageClassifier",
+        type="mmpretrain.ImageClassifier",
         backbone=dict(type="resnext_plugin.ResNeXt", block_form=block_form,
                       out_indices=(0, 1, 2, 3), **arch),
         neck=dict(type="GlobalAveragePooling"),
