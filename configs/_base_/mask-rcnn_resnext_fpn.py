@@ -1,0 +1,28 @@
+# Mask R-CNN FPN (mmdet's own model base) with the plugin's ResNeXt as backbone.
+# Dataset, schedule and runtime come from the configs that inherit this file.
+_base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
+
+custom_imports = dict(imports=['resnext_plugin'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='resnext_plugin.ResNeXt',
+        depth=50,
+        groups=32,
+        width_per_group=4,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=True,
+        style='pytorch',
+        # A backbone-only checkpoint (keys conv1, bn1, layer1...), written by
+        #   python tools/convert_checkpoint.py CLASSIFIER.pth DST --from plugin --to backbone
+        # Paths are relative to the directory training is started from (the repo root).
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/resnext50_32x4d_imagenet_backbone.pth')),
+    # ResNeXt's stage outputs are 256 * 2**i channels whatever C and d are
+    # (backbone.feature_info[i]['num_chs']; tests/test_detection.py checks it).
+    neck=dict(in_channels=[256, 512, 1024, 2048]))

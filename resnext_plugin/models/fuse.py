@@ -1,0 +1,182 @@
+"""Fold inference-mode BatchNorm into the convolution before it.
+
+In eval mode a BatchNorm is a per-channel affine map, ``y = s * x + t`` with
+``s = gamma / sqrt(running_var + eps)`` and ``t = beta - running_mean * s``. Applied to a
+convolution's output it can be folded into that convolution: scale the kernel of output channel
+``c`` by ``s[c]`` and add ``t[c]`` to its bias. The network computes the same function with one
+memory pass less per BatchNorm, which is what inference on a CPU is bound by.
+
+The pairs are found from the plugin's own structure (not from module order), so every
+BatchNorm is folded into the convolution whose output it actually normalises:
+
+* the stem, ``conv1``/``bn1`` or each ``ConvModule`` of the deep stem;
+* each bottleneck of block form ``'c'`` (``conv{1,2,3}``/``bn{1,2,3}``), and forms ``'b'`` and
+  ``'a'`` (per-path ``conv1``/``bn1``, ``conv2``/``bn2``; form (a) sums the paths' ``conv3``
+  before the shared ``bn3``, so ``bn3`` is folded into every path's ``conv3``);
+* the projection shortcut, ``downsample.0/1`` or, with ``avg_down``, ``downsample.1/2``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from mmcv.cnn import ConvModule
+from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .blocks import Bottleneck, _Path
+from .resnext import ResNeXt
+
+#: Convolutions whose forward is a plain convolution, so scaling their kernel scales their output.
+#: Weight-standardised or deformable convolutions are left unfused.
+PLAIN_CONVS: tuple[type, ...] = (nn.Conv2d, MMCVConv2d)
+
+
+@dataclass
+class _Pair:
+    """Convolutions whose summed output feeds ``parent.<bn_name>``."""
+
+    name: str
+    convs: Sequence[nn.Module]
+    parent: nn.Module
+    bn_name: str
+
+    @property
+    def bn(self) -> nn.Module:
+        return getattr(self.parent, self.bn_name)
+
+
+def _block_pairs(name: str, block: Bottleneck) -> Iterator[_Pair]:
+    if block.block_form == "c":
+        for i in (1, 2, 3):
+            yield _Pair(f"{name}.bn{i}", [getattr(block, f"conv{i}")], block, f"bn{i}")
+    else:
+        for k, path in enumerate(block.paths):
+            yield from _path_pairs(f"{name}.paths.{k}", path)
+        if block.block_form == "b":
+            yield _Pair(f"{name}.bn3", [block.conv3], block, "bn3")
+        else:
+            yield _Pair(f"{name}.bn3", [path.conv3 for path in block.paths], block, "bn3")
+    if block.downsample is not None:
+        ds = block.downsample
+        last = len(ds) - 1
+        yield _Pair(f"{name}.downsample.{last}", [ds[last - 1]], ds, str(last))
+
+
+def _path_pairs(name: str, path: _Path) -> Iterator[_Pair]:
+    for i in (1, 2):
+        yield _Pair(f"{name}.bn{i}", [getattr(path, f"conv{i}")], path, f"bn{i}")
+
+
+def _stem_pairs(name: str, backbone: ResNeXt) -> Iterator[_Pair]:
+    prefix = f"{name}." if name else ""
+    if not backbone.deep_stem:
+        yield _Pair(f"{prefix}bn1", [backbone.conv1], backbone, "bn1")
+        return
+    for i, module in enumerate(backbone.stem):
+        if isinstance(module, ConvModule) and module.with_norm and \
+                tuple(module.order[:2]) == ("conv", "norm"):
+            yield _Pair(f"{prefix}stem.{i}.{module.norm_name}", [module.conv], module,
+                        module.norm_name)
+
+
+def _find_pairs(model: nn.Module) -> list[_Pair]:
+    pairs: list[_Pair] = []
+    found = False
+    for name, module in model.named_modules():
+        if isinstance(module, ResNeXt):
+            found = True
+            pairs.extend(_stem_pairs(name, module))
+        elif isinstance(module, Bottleneck):
+            found = True
+            pairs.extend(_block_pairs(name, module))
+    if not found:
+        raise ValueError(
+            f"fuse_conv_bn: `model` ({type(model).__name__}) contains no resnext_plugin ResNeXt "
+            "or Bottleneck to fuse"
+        )
+    return pairs
+
+
+def _foldable(pair: _Pair) -> bool:
+    bn = pair.bn
+    if not isinstance(bn, _BatchNorm) or bn.running_mean is None or bn.running_var is None:
+        return False  # already folded (Identity), another norm, or batch statistics only
+    return all(type(conv) in PLAIN_CONVS for conv in pair.convs)
+
+
+@torch.no_grad()
+def _fold(pair: _Pair) -> None:
+    bn = pair.bn
+    # float64 keeps the folded kernel as close to the two-step result as float32 allows
+    inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
+    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(inv_std)
+    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(inv_std)
+    scale = gamma * inv_std
+    shift = beta - bn.running_mean.double() * scale
+    for index, conv in enumerate(pair.convs):
+        weight = conv.weight
+        weight.mul_(scale.to(weight.dtype).view(-1, *([1] * (weight.dim() - 1))))
+        bias = conv.bias.double() * scale if conv.bias is not None else torch.zeros_like(scale)
+        if index == 0:  # the summed convolutions share one BatchNorm: add its shift once
+            bias = bias + shift
+        new_bias = nn.Parameter(bias.to(device=weight.device, dtype=weight.dtype),
+                                requires_grad=weight.requires_grad)
+        if conv.bias is None:
+            conv.bias = new_bias
+        else:
+            conv.bias.copy_(new_bias)
+    setattr(pair.parent, pair.bn_name, nn.Identity())
+
+
+def fuse_conv_bn(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that follows a convolution into it, in place, for inference.
+
+    ``model`` is a :class:`~resnext_plugin.models.ResNeXt` or any module containing one (a
+    classifier, a detector) or its bottlenecks; only the plugin's modules are fused. Folded
+    BatchNorms become :class:`torch.nn.Identity`, so the model gives the same outputs (within
+    float32 rounding) with fewer operations. Norms that cannot be folded are left in place:
+    non-BatchNorm layers (GroupNorm), BatchNorms without running statistics, and norms after
+    convolutions that are not plain (e.g. weight-standardised). Calling it again is a no-op.
+
+    The fused model is for inference: training it would no longer normalise with batch
+    statistics.
+
+    Args:
+        model (nn.Module): The backbone (or a model holding it). Its BatchNorms must be in eval
+            mode (``model.eval()``): folding uses their running statistics.
+
+    Returns:
+        nn.Module: ``model`` itself, fused.
+
+    Raises:
+        ValueError: If ``model`` holds no plugin ResNeXt or Bottleneck, or a BatchNorm to be
+            folded is in training mode.
+
+    Example:
+        >>> import torch
+        >>> from resnext_plugin.models import ResNeXt
+        >>> from resnext_plugin.models.fuse import fuse_conv_bn
+        >>> model = ResNeXt(50, num_stages=1, out_indices=(0,)).eval()
+        >>> x = torch.rand(1, 3, 64, 64)
+        >>> reference = model(x)[0]
+        >>> fused = fuse_conv_bn(model)
+        >>> bool(torch.allclose(fused(x)[0], reference, atol=1e-5))
+        True
+        >>> any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        False
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fuse_conv_bn: `model` must be an nn.Module, got {type(model).__name__}")
+    pairs = [pair for pair in _find_pairs(model) if _foldable(pair)]
+    training = [pair.name for pair in pairs if pair.bn.training]
+    if training:
+        raise ValueError(
+            f"fuse_conv_bn: BatchNorm `{training[0]}` (and {len(training) - 1} more) is in "
+            "training mode; call model.eval() first, folding uses the running statistics"
+        )
+    for pair in pairs:
+        _fold(pair)
+    return model
