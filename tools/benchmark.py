@@ -5,17 +5,20 @@ blocks (``resnext50_32x4d`` for the defaults), all built with the same depth, C 
 with the same weights (the plugin's state dict; the keys are the same in all four). Cases:
 inference at each ``--batch`` and one training step (forward, backward, SGD step) at
 ``--train-batch``. Every candidate of a case runs once per round (A B C ..., the start rotating),
-and the median over ``--repeats`` rounds after ``--warmup`` untimed calls is reported, so load
-from other processes hits all candidates alike. Ratios are against the best peer (the fastest of
-the three eager peers in the same case): above 1 is faster than every peer.
+so load from other processes hits all candidates alike; after one first call (where
+``torch.compile`` compiles) and ``--warmup`` untimed calls, ``--repeats`` rounds are timed (four
+times as many for batch <= 4) and the median and minimum are reported. Ratios are against the
+best peer (the fastest of the three eager peers in the same case): above 1 is faster than every
+peer. Outputs are checked against the plugin's eager output before timing.
 
 ``--detector`` times a Mask R-CNN training iteration instead: mmdet's stock ResNeXt Mask R-CNN
 config against the same config with the backbone swapped to ``resnext_plugin.ResNeXt``.
 
 Examples::
 
-    python tools/benchmark.py --quick                  # smoke run, small input, a minute or two
-    python tools/benchmark.py                          # the full CPU table (tens of minutes)
+    python tools/benchmark.py --quick                  # smoke run, small input, a few minutes
+    python tools/benchmark.py                          # the full CPU table (about 40 minutes)
+    python tools/benchmark.py --threads 1 --clock cpu  # load-robust cross-check
     python tools/benchmark.py --variants torchvision,plugin,plugin-cl --batch 32 --no-train
     python tools/benchmark.py --device cuda            # adds AMP bf16/fp16 variants
     python tools/benchmark.py --detector --det-size 512
