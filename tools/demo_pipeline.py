@@ -169,6 +169,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
 
     # With the default --work-root this is the path the demo config names.
     backbone = str(work / "checkpoints" / Path(BACKBONE_CHECKPOINT).name)
+    Path(backbone).parent.mkdir(parents=True, exist_ok=True)
     step("conversion", "tools/convert_checkpoint.py", classifier, backbone,
          "--from", "plugin", "--to", "backbone")
 
