@@ -7,6 +7,7 @@ import copy
 import hashlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,22 @@ def test_demo_coco_rejects_bad_spec(tmp_path):
         make_demo_coco(tmp_path, DemoCocoSpec(image_size=8))
     with pytest.raises(ValueError, match="`num_val`"):
         make_demo_coco(tmp_path, DemoCocoSpec(num_val=0))
+
+
+def test_demo_pipeline_helpers(tiny_demo_coco, tmp_path):
+    pipeline = load_tool("demo_pipeline")
+    picked = Path(pipeline.pick_demo_image(tiny_demo_coco))
+    coco = json.loads((tiny_demo_coco / "annotations" / "instances_val2017.json").read_text())
+    per_image: dict[int, set] = {}
+    for ann in coco["annotations"]:
+        per_image.setdefault(ann["image_id"], set()).add(ann["category_id"])
+    picked_id = next(i["id"] for i in coco["images"] if i["file_name"] == picked.name)
+    assert picked.is_file() and len(per_image[picked_id]) == max(map(len, per_image.values()))
+    assert 1 <= pipeline.idle_cores() <= (os.cpu_count() or 1)
+    with pytest.raises(FileNotFoundError, match="last_checkpoint"):
+        pipeline.last_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        pipeline.read_metrics(tmp_path / "metrics.json")
 
 
 @pytest.mark.slow

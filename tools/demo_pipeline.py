@@ -35,7 +35,6 @@ PRETRAIN_CONFIG = "configs/demo/resnext50_32x4d_imagenet_demo.py"
 DETECTION_CONFIG = "configs/demo/mask-rcnn_resnext50-32x4d_fpn_demo.py"
 #: Where the detection demo config expects the converted backbone (relative to the repo root).
 BACKBONE_CHECKPOINT = "work_dirs/demo/checkpoints/resnext50_32x4d_demo_imagenet_backbone.pth"
-DEMO_IMAGE = "val2017/000000100001.jpg"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,20 +49,49 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="--cfg-options for the pretraining run (e.g. to shorten it)")
     parser.add_argument("--detection-options", nargs="*", default=[], metavar="KEY=VALUE",
                         help="--cfg-options for the Mask R-CNN training and tests")
-    return parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per step (OMP_NUM_THREADS); default: the cores that "
+                             "are idle when the demo starts, at least 1")
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    return args
+
+
+def idle_cores() -> int:
+    """CPU cores not busy at start: the core count minus the 1-minute load average, at least 1.
+
+    On a shared machine this matters a lot: with more OpenMP threads than free cores, threads
+    wait for each other at every parallel region (we measured Mask R-CNN iterations 8x slower
+    with 2 threads than with 1 on 2 cores that other jobs kept busy).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, round((cores or 1) - os.getloadavg()[0])))
+
+
+def pick_demo_image(coco_root: str | os.PathLike) -> str:
+    """The first val image showing the most distinct categories (for the drawn prediction)."""
+    ann_file = Path(coco_root) / "annotations" / "instances_val2017.json"
+    coco = json.loads(ann_file.read_text())
+    categories: dict[int, set] = {}
+    for ann in coco["annotations"]:
+        categories.setdefault(ann["image_id"], set()).add(ann["category_id"])
+    best = max(coco["images"], key=lambda img: (len(categories.get(img["id"], ())), -img["id"]))
+    return str(Path(coco_root) / "val2017" / best["file_name"])
 
 
 class Step:
     """Runs the tools as subprocesses of this interpreter, from the repo root, and times them."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int) -> None:
         self.timings: dict[str, float] = {}
+        self.env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
     def __call__(self, name: str, tool: str, *args: str) -> None:
         command = [sys.executable, tool, *args]
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
         start = time.perf_counter()
-        result = subprocess.run(command, cwd=ROOT)
+        result = subprocess.run(command, cwd=ROOT, env=self.env)
         self.timings[name] = round(time.perf_counter() - start, 1)
         if result.returncode != 0:
             raise RuntimeError(f"step '{name}' failed with exit code {result.returncode}: "
@@ -98,7 +126,7 @@ def read_metrics(path: str | os.PathLike) -> dict:
 
 
 def save_untrained_detector(config: str, out: str | os.PathLike, seed: int = 0,
-                            cfg_options: dict | None = None) -> str:
+                            cfg_options: dict | None = None, threads: int | None = None) -> str:
     """Build the detector of ``config``, initialise it as training would, and save it.
 
     The backbone is loaded from its ``init_cfg`` checkpoint (the converted pretraining); the FPN
@@ -116,6 +144,8 @@ def save_untrained_detector(config: str, out: str | os.PathLike, seed: int = 0,
     from mmdet.registry import MODELS
 
     torch.manual_seed(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
     model = MODELS.build(cfg.model)
     model.init_weights()
     meta = dict(dataset_meta=dict(classes=tuple(cfg.metainfo["classes"]),
@@ -149,7 +179,9 @@ def run_pipeline(args: argparse.Namespace) -> dict:
     """Run every step; return the summary (metrics, paths, timings)."""
     work = Path(args.work_root)
     coco_root = args.coco_root.rstrip("/") + "/"
-    step = Step()
+    threads = args.threads or idle_cores()
+    print(f"using {threads} CPU thread(s) per step (--threads to change)")
+    step = Step(threads)
     start = time.perf_counter()
 
     step("demo data (ImageNet layout)", "tools/make_demo_imagenet.py", "--out", args.imagenet_root)
@@ -182,7 +214,8 @@ def run_pipeline(args: argparse.Namespace) -> dict:
         *args.detection_options,
     ]
     untrained = str(work / "mask_rcnn_untrained" / "untrained.pth")
-    save_untrained_detector(DETECTION_CONFIG, untrained, cfg_options=_parse_options(detection))
+    save_untrained_detector(DETECTION_CONFIG, untrained, cfg_options=_parse_options(detection),
+                            threads=threads)
     step("untrained detector evaluation", "tools/test.py", DETECTION_CONFIG, untrained,
          "--work-dir", str(work / "mask_rcnn_untrained"),
          "--out", str(work / "mask_rcnn_untrained.json"), *_options(detection))
@@ -199,7 +232,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
 
     picture = str(work / "mask_rcnn_prediction.png")
     step("drawn prediction", "tools/demo.py", DETECTION_CONFIG, detector,
-         str(Path(args.coco_root) / DEMO_IMAGE), "--out", picture, *_options(detection))
+         pick_demo_image(args.coco_root), "--out", picture, *_options(detection))
 
     summary = dict(
         imagenet_top1=top1,
@@ -207,6 +240,7 @@ def run_pipeline(args: argparse.Namespace) -> dict:
         trained=_ap(after),
         files=dict(classifier=classifier, backbone=backbone, detector=detector,
                    prediction_png=picture, work_root=str(work)),
+        threads=threads,
         timings_s=step.timings,
         total_s=round(time.perf_counter() - start, 1),
     )
@@ -235,7 +269,7 @@ def print_summary(summary: dict) -> None:
     print(f"summary               : {files['work_root']}/summary.json")
     for name, seconds in summary["timings_s"].items():
         print(f"  {name:<32s} {seconds:7.1f}s")
-    print(f"total: {summary['total_s'] / 60:.1f} min")
+    print(f"total: {summary['total_s'] / 60:.1f} min ({summary['threads']} thread(s) per step)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
