@@ -16,7 +16,16 @@ model = dict(
             type='Pretrained',
             checkpoint='checkpoints/resnext101_32x4d_imagenet_backbone.pth')))
 
-# Stop on a NaN/inf loss before that state is checkpointed; a rank whose peer died stops after
+# Stop on a NaN/inf loss before that state is checkpointed; draw augmentations and RoI samples
+# from the training step, so that --resume repeats them; a rank whose peer died stops after
 # the process-group timeout (seconds) instead of waiting forever.
-custom_hooks = [dict(type='resnext_plugin.StopOnNonFiniteLossHook')]
+custom_hooks = [dict(type='resnext_plugin.StopOnNonFiniteLossHook'),
+                dict(type='resnext_plugin.ResumableRandomnessHook')]
 env_cfg = dict(dist_cfg=dict(timeout=1800))
+
+# mmdet's CocoDataset, with the annotation file validated (bad records named or counted) and
+# every image file checked at start: resnext_plugin/engine/coco.py.
+train_dataloader = dict(
+    dataset=dict(dataset=dict(type='resnext_plugin.CheckedCocoDataset')))
+val_dataloader = dict(dataset=dict(type='resnext_plugin.CheckedCocoDataset'))
+test_dataloader = val_dataloader

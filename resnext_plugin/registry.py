@@ -5,8 +5,10 @@ configs of either address our backbone as ``type='resnext_plugin.ResNeXt'`` with
 their own ``ResNeXt``. mmengine imports this module when it meets the ``resnext_plugin.`` prefix,
 and ``locations`` then imports the models so that they are registered.
 """
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 MODELS = Registry(
@@ -16,3 +18,9 @@ BACKBONES = MODELS
 HOOKS = Registry(
     "hook", parent=MMENGINE_HOOKS, scope="resnext_plugin", locations=["resnext_plugin.engine"]
 )
+# Datasets and transforms register on first lookup; coco.py imports mmdet, so it is not imported
+# with the package.
+DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="resnext_plugin",
+                    locations=["resnext_plugin.engine.data", "resnext_plugin.engine.coco"])
+TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="resnext_plugin",
+                      locations=["resnext_plugin.engine.data"])

@@ -89,9 +89,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False))
 # training_curves.png (loss, top-1/top-5) in the work dir; stop on a NaN/inf loss before that
-# state is checkpointed.
+# state is checkpointed; draw augmentations from the training step, so that --resume repeats them.
 custom_hooks = [dict(type='resnext_plugin.TrainingCurvesHook'),
-                dict(type='resnext_plugin.StopOnNonFiniteLossHook')]
+                dict(type='resnext_plugin.StopOnNonFiniteLossHook'),
+                dict(type='resnext_plugin.ResumableRandomnessHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -25,15 +25,10 @@ import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine import fileio
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
-from mmengine.registry import Registry
 from mmpretrain.datasets import ImageNet
 
+from ..registry import DATASETS, TRANSFORMS
 from .annotations import validate_classification_annotations
-
-DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="resnext_plugin")
-TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="resnext_plugin")
 
 DEMO_COMMAND = "make demo  (or: python tools/make_demo_imagenet.py --out data/demo_imagenet)"
 IMAGENET_LAYOUT = """\

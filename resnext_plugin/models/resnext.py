@@ -46,6 +46,27 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _flag(name: str, value: Any) -> bool:
+    _check(isinstance(value, bool), f"ResNeXt: `{name}` must be True or False, got {value!r}")
+    return value
+
+
+def _layer_cfg(name: str, cfg: Any) -> Optional[dict]:
+    """A deep copy of a conv/norm config, after checking that its ``type`` is registered."""
+    if cfg is None:
+        return None
+    _check(isinstance(cfg, dict) and "type" in cfg,
+           f"ResNeXt: `{name}` must be a dict with a 'type' (or None), got {cfg!r}")
+    layer_type = cfg["type"]
+    if isinstance(layer_type, str):
+        from mmengine.registry import MODELS as ROOT_MODELS
+
+        _check(ROOT_MODELS.get(layer_type) is not None,
+               f"ResNeXt: `{name}` type {layer_type!r} is not a registered layer "
+               "(mmcv registers e.g. 'BN', 'SyncBN', 'GN', 'Conv2d')")
+    return copy.deepcopy(cfg)
+
+
 def _per_stage(name: str, values: Any, num_stages: int) -> tuple[int, ...]:
     _check(isinstance(values, Sequence) and len(values) == num_stages,
            f"ResNeXt: `{name}` must have one entry per stage (num_stages={num_stages}), "
@@ -167,19 +188,22 @@ class ResNeXt(BaseModule):
                f"ResNeXt: `drop_path_rate` must be in [0, 1), got {drop_path_rate!r}")
         _check(not deep_stem or stem_channels % 2 == 0,
                f"ResNeXt: `stem_channels` must be even with deep_stem=True, got {stem_channels}")
+        _check(init_cfg is None or isinstance(init_cfg, dict) or (
+            isinstance(init_cfg, list) and all(isinstance(c, dict) for c in init_cfg)),
+               f"ResNeXt: `init_cfg` must be a dict, a list of dicts or None, got {init_cfg!r}")
         self.depth = depth
         self.style = style
-        self.deep_stem = deep_stem
-        self.avg_down = avg_down
+        self.deep_stem = _flag("deep_stem", deep_stem)
+        self.avg_down = _flag("avg_down", avg_down)
         self.frozen_stages = frozen_stages
-        self.conv_cfg = copy.deepcopy(conv_cfg)
-        self.norm_cfg = (dict(type="BN", requires_grad=True) if norm_cfg is None
-                         else copy.deepcopy(norm_cfg))
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
-        self.zero_init_residual = zero_init_residual
+        self.conv_cfg = _layer_cfg("conv_cfg", conv_cfg)
+        self.norm_cfg = _layer_cfg("norm_cfg", dict(type="BN", requires_grad=True)
+                                   if norm_cfg is None else norm_cfg)
+        self.norm_eval = _flag("norm_eval", norm_eval)
+        self.with_cp = _flag("with_cp", with_cp)
+        self.zero_init_residual = _flag("zero_init_residual", zero_init_residual)
         self.block_form = block_form
-        self.channels_last = channels_last
+        self.channels_last = _flag("channels_last", channels_last)
         self.stage_blocks = ARCH_SETTINGS[depth][:num_stages]
 
         self._make_stem()
