@@ -39,7 +39,7 @@ def build_detector(cfg: Config) -> torch.nn.Module:
 
 
 def inner_dataset(dataset_cfg):
-    """The CocoDataset config, inside a RepeatDataset wrapper or not."""
+    """The COCO dataset config, inside a RepeatDataset wrapper or not."""
     return dataset_cfg.dataset if dataset_cfg.type == "RepeatDataset" else dataset_cfg
 
 
@@ -90,7 +90,7 @@ def test_config_recipe(repo_root, name):
     transforms = {t["type"]: t for t in train_set.pipeline}
     if schedule == "1x":
         assert steps.milestones == [8, 11]
-        assert cfg.train_dataloader.dataset.type == "CocoDataset"
+        assert cfg.train_dataloader.dataset is train_set  # no RepeatDataset
         assert transforms["Resize"]["scale"] == (1333, 800)
     else:  # 3x = 12 epochs over the training set repeated 3 times, multi-scale, polygons
         assert steps.milestones == [9, 11]
@@ -98,7 +98,9 @@ def test_config_recipe(repo_root, name):
         assert transforms["RandomResize"]["scale"] == [(1333, 640), (1333, 800)]
         assert transforms["LoadAnnotations"]["poly2mask"] is False
 
-    # Standard COCO layout and evaluation.
+    # Standard COCO layout and evaluation; mmdet's CocoDataset with the data checks.
+    for dataset in (train_set, cfg.val_dataloader.dataset, cfg.test_dataloader.dataset):
+        assert dataset.type == "resnext_plugin.CheckedCocoDataset"
     assert train_set.data_root == "data/coco/"
     assert train_set.ann_file == "annotations/instances_train2017.json"
     assert cfg.val_dataloader.dataset.ann_file == "annotations/instances_val2017.json"
