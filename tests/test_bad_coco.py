@@ -143,9 +143,10 @@ def build_dataset(root: Path, ann: dict | None = None, dataset_type: str =
     if ann is not None:
         ann_file = root / "annotations" / "edited.json"
         ann_file.write_text(json.dumps(ann))
+    kwargs.setdefault("pipeline", [])
     cfg = dict(type=dataset_type, data_root=str(root), ann_file=str(ann_file),
                data_prefix=dict(img="train2017/"), metainfo=dict(classes=CLASSES),
-               filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline=[], **kwargs)
+               filter_cfg=dict(filter_empty_gt=True, min_size=32), **kwargs)
     with DefaultScope.overwrite_default_scope("mmdet"):
         return DATASETS.build(copy.deepcopy(cfg))
 
@@ -240,3 +241,26 @@ def test_empty_annotation_file_through_mmdet(coco_root):
 def test_bad_arguments_are_named(coco_root):
     with pytest.raises(ValueError, match="`on_invalid` must be 'skip' or 'error'"):
         build_dataset(coco_root, on_invalid="ignore")
+
+
+def test_a_corrupt_image_in_the_demo_pipeline_is_named(coco_root, tmp_path):
+    """The demo detection config loads images with StrictLoadImageFromFile: a truncated JPEG
+    stops the data pipeline with the file's name."""
+    import shutil
+
+    from mmengine.config import Config
+
+    from resnext_plugin.engine.data import CorruptImageError
+
+    root = tmp_path / "coco"
+    shutil.copytree(coco_root, root)
+    victim = sorted((root / "train2017").glob("*.jpg"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[1] /
+                              "configs/demo/mask-rcnn_resnext50-32x4d_fpn_demo.py"))
+    dataset = build_dataset(root, pipeline=cfg.train_pipeline)
+    index = next(i for i in range(len(dataset))
+                 if dataset.get_data_info(i)["img_path"].endswith(victim.name))
+    with DefaultScope.overwrite_default_scope("mmdet"), \
+            pytest.raises(CorruptImageError, match=rf"corrupt image file '.*{victim.name}'"):
+        dataset[index]

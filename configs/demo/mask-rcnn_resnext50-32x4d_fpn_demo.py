@@ -37,14 +37,14 @@ model = dict(
         rcnn=dict(max_per_img=10)))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='resnext_plugin.StrictLoadImageFromFile'),  # a corrupt file is named
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='resnext_plugin.StrictLoadImageFromFile'),  # a corrupt file is named
     dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
