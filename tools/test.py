@@ -24,8 +24,14 @@ from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
 from resnext_plugin.engine.data import DataNotFoundError  # noqa: E402
-from resnext_plugin.engine.dist import LAUNCHERS, setup_distributed  # noqa: E402
-from resnext_plugin.engine.runner import build_runner  # noqa: E402
+from resnext_plugin.engine.dist import setup_distributed  # noqa: E402
+from resnext_plugin.engine.runner import (  # noqa: E402
+    add_launcher_args,
+    build_runner,
+    export_local_rank,
+    load_config,
+    require_file,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,12 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(.pkl / .pickle, mmengine's DumpResults) to this file")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config settings")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="job launcher")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
-                        help=argparse.SUPPRESS)
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 
@@ -54,19 +57,11 @@ def build_config(args: argparse.Namespace) -> Config:
         FileNotFoundError: The config or the checkpoint does not exist.
         ValueError: ``--out`` has another extension than .json, .pkl or .pickle.
     """
-    for what, path in (("config file", args.config), ("checkpoint", args.checkpoint)):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f"{what} not found: '{path}'")
+    require_file("config file", args.config)
+    require_file("checkpoint", args.checkpoint)
     if args.out and not args.out.endswith((".json", ".pkl", ".pickle")):
         raise ValueError(f"--out must end with .json, .pkl or .pickle, got '{args.out}'")
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir") is None:
-        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.out and args.out.endswith((".pkl", ".pickle")):

@@ -14,7 +14,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import sys
 from pathlib import Path
@@ -24,8 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from resnext_plugin.engine.data import DataNotFoundError  # noqa: E402
-from resnext_plugin.engine.dist import LAUNCHERS, has_accelerator, setup_distributed  # noqa: E402
-from resnext_plugin.engine.runner import build_runner  # noqa: E402
+from resnext_plugin.engine.dist import has_accelerator, setup_distributed  # noqa: E402
+from resnext_plugin.engine.runner import (  # noqa: E402
+    add_launcher_args,
+    build_runner,
+    export_local_rank,
+    load_config,
+    require_file,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,14 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config settings, e.g. train_cfg.max_epochs=2 "
                         "'model.backbone.out_indices=(3,)'")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
-                        help="job launcher (pytorch = torchrun)")
-    # torch.distributed.launch passes --local-rank (older: --local_rank).
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
-                        help=argparse.SUPPRESS)
+    add_launcher_args(parser)
     args = parser.parse_args(argv)
-    if "LOCAL_RANK" not in os.environ:
-        os.environ["LOCAL_RANK"] = str(args.local_rank)
+    export_local_rank(args)
     return args
 
 
@@ -64,17 +64,8 @@ def build_config(args: argparse.Namespace) -> Config:
         FileNotFoundError: The config or the ``--resume`` checkpoint does not exist.
         ValueError: ``--amp`` without a GPU, ``--auto-scale-lr`` without ``auto_scale_lr``.
     """
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f"config file not found: '{args.config}'")
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get("work_dir") is None:
-        cfg.work_dir = osp.join("./work_dirs", osp.splitext(osp.basename(args.config))[0])
+    require_file("config file", args.config)
+    cfg = load_config(args)
 
     if args.amp:
         if not has_accelerator():
