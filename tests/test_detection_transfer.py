@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import randomise_bn
+from helpers import logged_training, randomise_bn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
@@ -201,13 +201,6 @@ LOGGED = ("loss", "loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "los
           "lr", "grad_norm")
 
 
-def _logged_training(work_dir: Path) -> dict[int, dict]:
-    entries = []
-    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):
-        entries += [json.loads(line) for line in path.read_text().splitlines()]
-    return {e["iter"]: {k: e[k] for k in LOGGED if k in e} for e in entries if "loss" in e}
-
-
 def _train_interrupted_and_full(config: Path, options: list[str], tmp_path: Path,
                                 tag: str) -> tuple[Path, Path]:
     """One run of 2 epochs; one stopped after epoch 1 (a clean stop leaves what a kill right
@@ -247,7 +240,7 @@ def test_mask_rcnn_interrupted_then_resumed_equals_uninterrupted(tiny_demo_coco,
         assert torch.equal(last[name], again[name]), f"{name} differs after resume"
     assert not torch.equal(first["roi_head.mask_head.conv_logits.weight"],
                            last["roi_head.mask_head.conv_logits.weight"])  # it trained
-    logged_full, logged_resumed = _logged_training(full), _logged_training(resumed)
+    logged_full, logged_resumed = logged_training(full, LOGGED), logged_training(resumed, LOGGED)
     epoch2 = sorted(i for i in logged_full if i > min(logged_full) + 3)  # 4 iterations/epoch
     assert epoch2 and all(logged_full[i] == logged_resumed[i] for i in epoch2), \
         [(i, logged_full[i], logged_resumed.get(i)) for i in epoch2]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import logged_training
 
 from resnext_plugin.demo_data.imagenet import DemoImageNetSpec, make_demo_imagenet
 
@@ -211,17 +212,6 @@ default_hooks = dict(checkpoint=dict(by_epoch=False, interval=4, max_keep_ckpts=
 """
 
 
-def _logged(work_dir: Path) -> dict[int, tuple]:
-    """(loss, lr) per logged iteration, from every run's scalars.json under ``work_dir``."""
-    logged = {}
-    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):
-        for line in path.read_text().splitlines():
-            entry = json.loads(line)
-            if "loss" in entry:
-                logged[entry["iter"]] = (entry["loss"], entry["lr"])
-    return logged
-
-
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, tiny_data: Path) -> None:
     config = _tiny_config(tmp_path, tiny_data, extra=RESUME_EXTRA)
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
@@ -256,7 +246,9 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, tiny_data
     # The logged values after the resume point equal the uninterrupted run's (the smoothed loss
     # too: its window lives in the checkpointed message hub).
     resumed_from = int(re.search(r"iter_(\d+)\.pth", stopped_at).group(1))
-    logged_full, logged_again = _logged(full_dir), _logged(killed_dir)
+    logged_full = logged_training(full_dir, ("loss", "lr"))
+    logged_again = logged_training(killed_dir, ("loss", "lr"))
+    assert all(set(values) == {"loss", "lr"} for values in logged_full.values())
     after = [i for i in sorted(logged_full) if i > resumed_from]
     assert after and all(logged_full[i] == logged_again[i] for i in after), \
         [(i, logged_full[i], logged_again.get(i)) for i in after]
