@@ -7,7 +7,7 @@ from helpers import randomise_bn, tiny
 from mmcv.cnn.bricks import DropPath
 from torch import nn
 
-from resnext_plugin.models import ResNeXt, convert_block_form
+from resnext_plugin.models import Bottleneck, ResNeXt, convert_block_form
 
 # ---------------------------------------------------------------- widths, shapes, published info
 
@@ -91,16 +91,18 @@ def test_conv_and_norm_cfg_are_used_and_not_mutated():
     saved = (copy.deepcopy(norm_cfg), copy.deepcopy(conv_cfg))
     model = tiny(norm_cfg=norm_cfg, conv_cfg=conv_cfg)
     assert (norm_cfg, conv_cfg) == saved
-    assert model.bn1.momentum == 0.01
+    assert model.bn1.momentum == 0.01 and model.norm1 is model.bn1
     assert not model.layer1[0].bn2.weight.requires_grad
     gn = tiny(norm_cfg=dict(type="GN", num_groups=4))
-    assert isinstance(gn.layer1[0].bn1, nn.GroupNorm)
+    # norm layers are named by type, as mmdet and mmpretrain name them
+    assert isinstance(gn.layer1[0].gn1, nn.GroupNorm) and gn.layer1[0].norm1 is gn.layer1[0].gn1
+    assert "gn1.weight" in gn.state_dict() and "layer1.0.gn3.bias" in gn.state_dict()
 
 
 def test_zero_init_residual_and_init_cfg():
     model = tiny()
     model.init_weights()
-    assert all(torch.all(m.bn3.weight == 0) for m in model.modules() if hasattr(m, "bn3"))
+    assert all(torch.all(m.norm3.weight == 0) for m in model.modules() if hasattr(m, "norm3"))
     model = tiny(zero_init_residual=False, init_cfg=dict(type="Constant", val=0.5, layer="Conv2d"))
     model.init_weights()
     assert torch.all(model.layer1[0].bn3.weight == 1)
@@ -132,7 +134,7 @@ def test_wrong_input_channels_fail_at_forward():
 # ---------------------------------------------------------------- invalid arguments
 
 @pytest.mark.parametrize("kwargs,pattern", [
-    (dict(depth=34), r"`depth` must be one of \[50, 101, 152\]"),
+    (dict(depth=34), r"`depth` must be one of \[29, 50, 101, 152, 200\]"),
     (dict(groups=0), r"`groups` must be an integer >= 1"),
     (dict(width_per_group=0), r"`width_per_group` must be an integer >= 1"),
     (dict(width_per_group=4, base_width=4), r"`width_per_group` or its mmdet alias `base_width`"),
@@ -141,7 +143,21 @@ def test_wrong_input_channels_fail_at_forward():
     (dict(frozen_stages=3), r"`frozen_stages` must be an integer in \[-1, num_stages=2\]"),
     (dict(strides=(1, 2, 2)), r"`strides` must have one entry per stage \(num_stages=2\)"),
     (dict(dilations=(1,)), r"`dilations` must have one entry per stage"),
-    (dict(num_stages=5, out_indices=(0,)), r"`num_stages` must be 1, 2, 3 or 4"),
+    (dict(num_stages=5, out_indices=(0,)), r"`num_stages` must be an integer in \[1, 4\]"),
+    (dict(depth=29, num_stages=4, out_indices=(0,)), r"`num_stages` .* \[1, 3\] for depth 29"),
+    (dict(stem_type="tiny"), r"`stem_type` must be one of \('imagenet', 'cifar'\)"),
+    (dict(stem_type="cifar", deep_stem=True), r"`deep_stem=True` is an ImageNet stem"),
+    (dict(defaults="mmseg"), r"`defaults` must be one of \('mmdet', 'mmpretrain'\)"),
+    (dict(plugins=[dict(cfg=dict(type="ContextBlock", ratio=0.25), position="after_conv3",
+                        stages=(True,))]), r"`plugins\[0\].stages` must have one bool per stage"),
+    (dict(plugins=[dict(cfg=dict(type="ContextBlock", ratio=0.25), position="after_conv4")]),
+     r"`plugins\[0\]` position must be one of"),
+    (dict(dcn=dict(type="DCN"), stage_with_dcn=(True,)), r"`stage_with_dcn` must have one bool"),
+    (dict(dcn=dict(type="DCN"), stage_with_dcn=(True, True), conv_cfg=dict(type="ConvWS")),
+     r"`conv_cfg` must be None when `dcn` is given"),
+    (dict(dcn=dict(type="DCN"), stage_with_dcn=(True, True), block_form="a"),
+     r"`dcn` needs block_form='c'"),
+    (dict(init_cfg=dict(type="Kaiming"), pretrained="x.pth"), r"`init_cfg` or the deprecated"),
     (dict(block_form="d"), r"`block_form` must be one of \('a', 'b', 'c'\)"),
     (dict(style="tf"), r"`style` must be one of \('pytorch', 'caffe'\)"),
     (dict(drop_path_rate=1.5), r"`drop_path_rate` must be in \[0, 1\)"),
@@ -251,3 +267,44 @@ def test_docstring_examples_run():
     for module in (resnext, blocks, block_forms):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+# ---------------------------------------------------------------- the paper's other networks
+
+def test_no_residual_model_has_no_shortcuts_and_trains():
+    model = tiny(residual=False)
+    assert not any("downsample" in key for key in model.state_dict())
+    assert all(not block.residual for block in model.modules() if isinstance(block, Bottleneck))
+    with_shortcuts = tiny()
+    x = torch.rand(2, 3, 32, 32)
+    with_shortcuts.load_state_dict(model.state_dict(), strict=False)
+    assert not torch.allclose(model.eval()(x)[-1], with_shortcuts.eval()(x)[-1])
+    model.train()
+    loss = sum(out.square().mean() for out in model(x))
+    loss.backward()
+    assert model.layer1[0].conv1.weight.grad.abs().sum() > 0
+
+
+def test_cifar_resnext29_has_the_papers_layout():
+    model = ResNeXt(29, groups=8, width_per_group=64, num_stages=3, out_indices=(2,),
+                    stem_type="cifar", init_cfg=None)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, nn.Identity)
+    assert [f["num_chs"] for f in model.feature_info] == [256, 512, 1024]
+    assert [f["reduction"] for f in model.feature_info] == [1, 2, 4]
+    assert [model.stage_width(i) for i in range(3)] == [512, 1024, 2048]
+    assert model.eval()(torch.rand(1, 3, 32, 32))[0].shape == (1, 1024, 8, 8)
+
+
+def test_depth_200_has_the_resnet200_block_counts():
+    model = ResNeXt(200, groups=1, num_stages=4, base_channels=8, stem_channels=8, init_cfg=None)
+    assert model.stage_blocks == (3, 24, 36, 3)
+    assert model.layer1[0].conv2.out_channels == 8  # groups=1 without a width: a ResNet
+
+
+def test_deprecated_pretrained_becomes_init_cfg():
+    with pytest.warns(DeprecationWarning, match="`pretrained` is deprecated"):
+        model = tiny(pretrained="x.pth")
+    assert model.init_cfg == dict(type="Pretrained", checkpoint="x.pth")
+    with pytest.raises(TypeError, match="`pretrained` must be a checkpoint path"):
+        tiny(pretrained=0)

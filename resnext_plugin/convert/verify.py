@@ -13,8 +13,9 @@ from collections.abc import Mapping
 
 import torch
 
-from ..models import ARCH_SETTINGS, ResNeXt, convert_block_form
-from ..models.blocks import EXPANSION
+from ..models import ResNeXt, convert_block_form
+from ..models import arch as model_arch
+from ..models.arch import describe
 from .layouts import ConversionError, MappedWeights
 
 _BLOCK_PREFIX = re.compile(r"^layer(\d+)\.(\d+)\.")
@@ -23,13 +24,6 @@ _PATH_INDEX = re.compile(r"^layer1\.0\.paths\.(\d+)\.")
 #: BatchNorm eps of the plugin's default ``norm_cfg``; Caffe2's affine-only norms get
 #: ``running_var = 1 - eps`` so that the converted BN computes exactly ``scale * x + bias``.
 BN_EPS = 1e-5
-
-
-def describe(arch: Mapping) -> str:
-    """``'ResNeXt-101 (32x8d)'``, plus the stem and shortcut variants when not the default."""
-    extras = [name for name in ("deep_stem", "avg_down") if arch.get(name)]
-    text = f"ResNeXt-{arch['depth']} ({arch['groups']}x{arch['width_per_group']}d)"
-    return text + (f" with {', '.join(extras)}" if extras else "")
 
 
 def to_block_form_c(mapped: MappedWeights) -> str:
@@ -53,100 +47,18 @@ def to_block_form_c(mapped: MappedWeights) -> str:
     return form
 
 
-def _require(weights: Mapping[str, torch.Tensor], key: str, why: str) -> torch.Tensor:
-    if key not in weights:
-        raise ConversionError(f"missing key {key!r}: {why}")
-    return weights[key]
-
-
-def _stage_blocks(weights: Mapping[str, torch.Tensor]) -> list[int]:
-    blocks: dict[int, set[int]] = {}
-    for key in weights:
-        match = _BLOCK_PREFIX.match(key)
-        if match:
-            blocks.setdefault(int(match[1]), set()).add(int(match[2]))
-    if not blocks:
-        raise ConversionError("no residual stage weights (layer1.*) found")
-    counts = []
-    for stage in range(1, max(blocks) + 1):
-        if stage not in blocks:
-            raise ConversionError(f"missing key 'layer{stage}.0.conv1.weight': stage {stage} has "
-                                  f"no weights but stage {max(blocks)} has")
-        present = blocks[stage]
-        for index in range(max(present) + 1):
-            if index not in present:
-                raise ConversionError(f"missing key 'layer{stage}.{index}.conv1.weight': block "
-                                      f"{index} of stage {stage} has no weights")
-        counts.append(max(present) + 1)
-    return counts
-
-
-def _depth(counts: list[int]) -> int:
-    matches = [depth for depth, blocks in ARCH_SETTINGS.items()
-               if tuple(blocks[: len(counts)]) == tuple(counts)]
-    if not matches:
-        table = ", ".join(f"{d}: {b}" for d, b in ARCH_SETTINGS.items())
-        raise ConversionError(f"blocks per stage {tuple(counts)} match no ResNeXt depth "
-                              f"({table}); last block 'layer{len(counts)}.{counts[-1] - 1}'")
-    return matches[0]  # fewer than 4 stages: the shallowest depth, whose weights are the same
-
-
 def infer_arch(weights: Mapping[str, torch.Tensor]) -> dict:
-    """ResNeXt constructor arguments that reproduce the shapes of ``weights`` (plugin names).
-
-    Returns:
-        dict: ``depth``, ``groups``, ``width_per_group``, ``in_channels``, ``stem_channels``,
-        ``base_channels``, ``num_stages``, ``deep_stem``, ``avg_down``.
-
-    Raises:
-        ConversionError: A block is not a bottleneck, or a tensor the inference reads is missing
-            or of the wrong rank; the message names the key.
-    """
-    counts = _stage_blocks(weights)
-    for stage, num_blocks in enumerate(counts, start=1):
-        for index in range(num_blocks):
-            for conv in ("conv1", "conv2", "conv3"):
-                _require(weights, f"layer{stage}.{index}.{conv}.weight",
-                         f"layer{stage}.{index} is not a ResNeXt bottleneck (1x1 conv1, grouped "
-                         "3x3 conv2, 1x1 conv3); another architecture, e.g. a BasicBlock "
-                         "ResNet-18/34?")
-    conv2 = weights["layer1.0.conv2.weight"]
-    if conv2.dim() != 4 or tuple(conv2.shape[2:]) != (3, 3) or conv2.shape[0] % conv2.shape[1]:
-        raise ConversionError(f"key 'layer1.0.conv2.weight' has shape {tuple(conv2.shape)}; a "
-                              "ResNeXt's grouped 3x3 convolution has shape (C*d, d, 3, 3)")
-    width, groups = int(conv2.shape[1]), int(conv2.shape[0] // conv2.shape[1])
-    deep_stem = "stem.0.conv.weight" in weights
-    if deep_stem:
-        first = weights["stem.0.conv.weight"]
-        last = _require(weights, "stem.2.conv.weight", "the deep stem has three convolutions")
-    else:
-        first = last = _require(weights, "conv1.weight", "the stem convolution")
-    conv3 = weights["layer1.0.conv3.weight"]
-    if conv3.dim() != 4 or conv3.shape[0] % EXPANSION:
-        raise ConversionError(f"key 'layer1.0.conv3.weight' has shape {tuple(conv3.shape)}; "
-                              f"its output channels must be {EXPANSION} x base_channels")
-    last_stage = len(counts)
-    downsample_convs = [int(m[2]) for key, value in weights.items()
-                        if (m := _DOWNSAMPLE.match(key)) and m[3] == "weight" and value.dim() == 4
-                        and key.startswith(f"layer{last_stage}.0.")]
-    return dict(
-        depth=_depth(counts),
-        groups=groups,
-        width_per_group=width,
-        in_channels=int(first.shape[1]),
-        stem_channels=int(last.shape[0]),
-        base_channels=int(conv3.shape[0] // EXPANSION),
-        num_stages=len(counts),
-        deep_stem=deep_stem,
-        # avg_down (ResNet-D) puts an average pool at downsample.0, the projection after it.
-        avg_down=bool(downsample_convs) and downsample_convs[0] != 0,
-    )
+    """:func:`resnext_plugin.models.arch.infer_arch`, failing with a :class:`ConversionError`."""
+    try:
+        return model_arch.infer_arch(weights)
+    except model_arch.ArchitectureError as err:
+        raise ConversionError(str(err)) from err
 
 
 def build_reference(arch: Mapping, style: str = "pytorch") -> ResNeXt:
     """The plugin backbone whose state dict the converted weights must match."""
     return ResNeXt(**arch, style=style, out_indices=tuple(range(arch["num_stages"])),
-                   init_cfg=None)
+                   defaults="mmpretrain", init_cfg=None)
 
 
 def _renumber_downsample(mapped: MappedWeights, expected: Mapping[str, torch.Tensor]) -> None:

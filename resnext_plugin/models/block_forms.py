@@ -19,13 +19,14 @@ import torch
 from .blocks import BLOCK_FORMS
 
 _BLOCK_KEY = re.compile(
-    r"^(?P<block>(?:.*\.)?layer\d+\.\d+\.)(?:paths\.(?P<path>\d+)\.)?(?P<layer>conv[123]|bn[123])"
+    r"^(?P<block>(?:.*\.)?layer\d+\.\d+\.)(?:paths\.(?P<path>\d+)\.)?(?P<layer>conv[123]|[a-z]+n[123])"
     r"\.(?P<param>[^.]+)$"
 )
+#: Layers held per path in each form; norms are named by type (``bn1``, ``gn1``, ...).
 _PER_PATH_LAYERS = {
-    "a": ("conv1", "bn1", "conv2", "bn2", "conv3"),
-    "b": ("conv1", "bn1", "conv2", "bn2"),
-    "c": (),
+    "a": re.compile(r"^(?:conv[123]|[a-z]+n[12])$"),
+    "b": re.compile(r"^(?:conv[12]|[a-z]+n[12])$"),
+    "c": re.compile(r"^$"),
 }
 
 
@@ -37,7 +38,8 @@ def _check_form(name: str, form: str) -> None:
 def _to_form_c(block: dict, groups: int, src_form: str) -> dict:
     """Merge one block's per-path tensors (keys like ``paths.3.conv1.weight``) into form (c)."""
     merged = {key: value for key, value in block.items() if not key.startswith("paths.")}
-    for layer in _PER_PATH_LAYERS[src_form]:
+    layers = {k.split(".")[2] for k in block if k.startswith("paths.0.")}
+    for layer in sorted(filter(_PER_PATH_LAYERS[src_form].match, layers)):
         params = {k.split(".", 3)[3] for k in block if k.startswith("paths.0.") and
                   k.split(".")[2] == layer}
         for param in params:
@@ -50,11 +52,11 @@ def _to_form_c(block: dict, groups: int, src_form: str) -> dict:
 
 
 def _from_form_c(block: dict, groups: int, dst_form: str) -> dict:
-    split = {key: value for key, value in block.items()
-             if key.split(".")[0] not in _PER_PATH_LAYERS[dst_form]}
+    per_path = _PER_PATH_LAYERS[dst_form]
+    split = {key: value for key, value in block.items() if not per_path.match(key.split(".")[0])}
     for key, value in block.items():
         layer, param = key.split(".", 1)
-        if layer not in _PER_PATH_LAYERS[dst_form]:
+        if not per_path.match(layer):
             continue
         if param == "num_batches_tracked":
             parts = [value.clone() for _ in range(groups)]

@@ -9,10 +9,10 @@ memory pass less per BatchNorm, which is what inference on a CPU is bound by.
 The pairs are found from the plugin's own structure (not from module order), so every
 BatchNorm is folded into the convolution whose output it actually normalises:
 
-* the stem, ``conv1``/``bn1`` or each ``ConvModule`` of the deep stem;
-* each bottleneck of block form ``'c'`` (``conv{1,2,3}``/``bn{1,2,3}``), and forms ``'b'`` and
-  ``'a'`` (per-path ``conv1``/``bn1``, ``conv2``/``bn2``; form (a) sums the paths' ``conv3``
-  before the shared ``bn3``, so ``bn3`` is folded into every path's ``conv3``);
+* the stem, ``conv1``/``bn1`` or each convolution of the deep stem (either layout);
+* each bottleneck of block form ``'c'`` (``conv{1,2,3}``/``norm{1,2,3}``), and forms ``'b'`` and
+  ``'a'`` (per-path ``conv1``/``norm1``, ``conv2``/``norm2``; form (a) sums the paths' ``conv3``
+  before the shared ``norm3``, so it is folded into every path's ``conv3``);
 * the projection shortcut, ``downsample.0/1`` or, with ``avg_down``, ``downsample.1/2``.
 """
 from __future__ import annotations
@@ -21,17 +21,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from mmcv.cnn import ConvModule
-from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .blocks import Bottleneck, _Path
-from .resnext import ResNeXt
-
-#: Convolutions whose forward is a plain convolution, so scaling their kernel scales their output.
-#: Weight-standardised or deformable convolutions are left unfused.
-PLAIN_CONVS: tuple[type, ...] = (nn.Conv2d, MMCVConv2d)
+from .conv_norm import PLAIN_CONVS
 
 
 @dataclass
@@ -49,16 +43,18 @@ class _Pair:
 
 
 def _block_pairs(name: str, block: Bottleneck) -> Iterator[_Pair]:
+    norm3 = block.norm3_name
     if block.block_form == "c":
         for i in (1, 2, 3):
-            yield _Pair(f"{name}.bn{i}", [getattr(block, f"conv{i}")], block, f"bn{i}")
+            norm = getattr(block, f"norm{i}_name")
+            yield _Pair(f"{name}.{norm}", [getattr(block, f"conv{i}")], block, norm)
     else:
         for k, path in enumerate(block.paths):
             yield from _path_pairs(f"{name}.paths.{k}", path)
         if block.block_form == "b":
-            yield _Pair(f"{name}.bn3", [block.conv3], block, "bn3")
+            yield _Pair(f"{name}.{norm3}", [block.conv3], block, norm3)
         else:
-            yield _Pair(f"{name}.bn3", [path.conv3 for path in block.paths], block, "bn3")
+            yield _Pair(f"{name}.{norm3}", [path.conv3 for path in block.paths], block, norm3)
     if block.downsample is not None:
         ds = block.downsample
         last = len(ds) - 1
@@ -67,26 +63,25 @@ def _block_pairs(name: str, block: Bottleneck) -> Iterator[_Pair]:
 
 def _path_pairs(name: str, path: _Path) -> Iterator[_Pair]:
     for i in (1, 2):
-        yield _Pair(f"{name}.bn{i}", [getattr(path, f"conv{i}")], path, f"bn{i}")
+        norm = getattr(path, f"norm{i}_name")
+        yield _Pair(f"{name}.{norm}", [getattr(path, f"conv{i}")], path, norm)
 
 
-def _stem_pairs(name: str, backbone: ResNeXt) -> Iterator[_Pair]:
+def _stem_pairs(name: str, backbone: nn.Module) -> Iterator[_Pair]:
     prefix = f"{name}." if name else ""
-    if not backbone.deep_stem:
-        yield _Pair(f"{prefix}bn1", [backbone.conv1], backbone, "bn1")
-        return
-    for i, module in enumerate(backbone.stem):
-        if isinstance(module, ConvModule) and module.with_norm and \
-                tuple(module.order[:2]) == ("conv", "norm"):
-            yield _Pair(f"{prefix}stem.{i}.{module.norm_name}", [module.conv], module,
-                        module.norm_name)
+    for conv, norm in backbone.stem_conv_norms():
+        parent, norm_name = next((module, child_name) for module in backbone.modules()
+                                 for child_name, child in module.named_children()
+                                 if child is norm)
+        path = next(n for n, m in backbone.named_modules() if m is norm)
+        yield _Pair(f"{prefix}{path}", [conv], parent, norm_name)
 
 
 def _find_pairs(model: nn.Module) -> list[_Pair]:
     pairs: list[_Pair] = []
     found = False
     for name, module in model.named_modules():
-        if isinstance(module, ResNeXt):
+        if hasattr(module, "stem_conv_norms"):  # the plugin's ResNeXt
             found = True
             pairs.extend(_stem_pairs(name, module))
         elif isinstance(module, Bottleneck):
