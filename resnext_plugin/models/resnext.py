@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init
+from mmengine.registry import MODELS as ROOT_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -61,8 +62,6 @@ def _layer_cfg(name: str, cfg: Any) -> Optional[dict]:
            f"ResNeXt: `{name}` must be a dict with a 'type' (or None), got {cfg!r}")
     layer_type = cfg["type"]
     if isinstance(layer_type, str):
-        from mmengine.registry import MODELS as ROOT_MODELS
-
         _check(ROOT_MODELS.get(layer_type) is not None,
                f"ResNeXt: `{name}` type {layer_type!r} is not a registered layer "
                "(mmcv registers e.g. 'BN', 'SyncBN', 'GN', 'Conv2d')")
@@ -108,6 +107,11 @@ def _stage_plugins(plugins: Any, num_stages: int) -> list[list[dict]]:
                and "type" in plugin["cfg"] and "position" in plugin,
                f"ResNeXt: `plugins[{index}]` must be a dict with `cfg` (a dict with 'type') and "
                f"`position`, got {plugin!r}")
+        plugin_type = plugin["cfg"]["type"]
+        if isinstance(plugin_type, str) and ROOT_MODELS.get(plugin_type) is None:
+            raise KeyError(f"ResNeXt: `plugins[{index}].cfg` type {plugin_type!r} is not a "
+                           "registered plugin layer (mmcv registers e.g. 'ContextBlock', "
+                           "'GeneralizedAttention', 'NonLocal2d')")
         unknown = set(plugin) - {"cfg", "position", "stages"}
         _check(not unknown, f"ResNeXt: `plugins[{index}]` has unknown keys {sorted(unknown)} "
                             "(allowed: cfg, position, stages)")
