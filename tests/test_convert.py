@@ -8,7 +8,6 @@ default).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import pickle
@@ -27,15 +26,15 @@ from mmengine.runner import load_checkpoint
 from torch import nn
 
 import resnext_plugin  # noqa: F401  (registers the plugin, allow-lists mmengine checkpoints)
-from resnext_plugin.checkpoint import load_checkpoint_file
+from resnext_plugin.checkpoint import load_checkpoint_file, save_atomic
 from resnext_plugin.convert import (
     ConversionError,
     classifier_checkpoint,
     convert_checkpoint,
     convert_state_dict,
-    save_atomic,
     torchvision_state_dict,
 )
+from resnext_plugin.convert.cli import main as cli_main
 from resnext_plugin.models import ResNeXt
 
 TOL = 1e-4
@@ -559,14 +558,11 @@ def test_cli(tmp_path, repo_root, tv50_state, capsys):
     state = load_checkpoint_file(dst)["state_dict"]
     assert all(torch.equal(state[k], v) for k, v in tv50_state.items() if not k.startswith("fc."))
 
-    # Failures: the same script's main(), in this process (saves a second interpreter start).
-    spec = importlib.util.spec_from_file_location("convert_checkpoint_cli", script)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    assert cli.main([src, str(tmp_path / "no.pth"), "--from", "detectron2",
+    # Failures: the script's main(), in this process (saves a second interpreter start).
+    assert cli_main([src, str(tmp_path / "no.pth"), "--from", "detectron2",
                      "--no-stride-in-1x1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "try --from torchvision" in err
-    assert cli.main([src, str(tmp_path / "no.pth"), "--from", "detectron2"]) == 1
+    assert cli_main([src, str(tmp_path / "no.pth"), "--from", "detectron2"]) == 1
     assert "--stride-in-1x1" in capsys.readouterr().err
     assert not (tmp_path / "no.pth").exists()

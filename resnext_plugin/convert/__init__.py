@@ -17,13 +17,11 @@ from .api import (
     torchvision_builder,
     torchvision_state_dict,
 )
-from .io import NumpyOnlyUnpickler, extract_weights, load_source_file, save_atomic
 from .layouts import LAYOUTS, ConversionError, guess_layout, map_weights
 from .verify import describe, infer_arch
 
 __all__ = [
-    "LAYOUTS", "STYLES", "TARGETS", "Conversion", "ConversionError", "NumpyOnlyUnpickler",
-    "backbone_checkpoint", "classifier_checkpoint", "convert_checkpoint", "convert_state_dict",
-    "describe", "extract_weights", "guess_layout", "infer_arch", "load_source_file",
-    "map_weights", "save_atomic", "torchvision_builder", "torchvision_state_dict",
+    "LAYOUTS", "STYLES", "TARGETS", "Conversion", "ConversionError", "backbone_checkpoint",
+    "classifier_checkpoint", "convert_checkpoint", "convert_state_dict", "describe",
+    "guess_layout", "infer_arch", "map_weights", "torchvision_builder", "torchvision_state_dict",
 ]

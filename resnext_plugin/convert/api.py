@@ -14,13 +14,13 @@ from typing import Any, Optional
 
 import torch
 
+from ..checkpoint import extract_state_dict, load_checkpoint_file, save_atomic
 from ..models import ARCH_SETTINGS
-from .io import extract_weights, load_source_file, save_atomic
+from ..models.blocks import EXPANSION, STYLES
 from .layouts import LAYOUTS, ConversionError, map_weights
 from .verify import describe, infer_arch, to_block_form_c, verify, verify_head
 
 TARGETS = ("backbone", "classifier", "torchvision")
-STYLES = ("pytorch", "caffe")
 #: ResNeXt arguments whose plugin default differs from "absent" and so always go to configs.
 _ALWAYS_SHOWN = ("depth", "groups", "width_per_group")
 _ARCH_DEFAULTS = dict(in_channels=3, stem_channels=64, base_channels=64, num_stages=4,
@@ -60,7 +60,7 @@ class Conversion:
 
     @property
     def feat_dim(self) -> int:
-        return self.arch["base_channels"] * 2 ** (self.arch["num_stages"] - 1) * 4
+        return self.arch["base_channels"] * 2 ** (self.arch["num_stages"] - 1) * EXPANSION
 
     @property
     def backbone_kwargs(self) -> dict:
@@ -253,9 +253,9 @@ def convert_checkpoint(
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):
         raise ConversionError(f"refusing to overwrite the source checkpoint {src} with its "
                               "conversion: choose another DST")
-    raw = load_source_file(src)
+    raw = load_checkpoint_file(src)
     try:
-        conversion = convert_state_dict(extract_weights(raw, src), layout, style=style,
+        conversion = convert_state_dict(extract_state_dict(raw, src), layout, style=style,
                                         stride_in_1x1=stride_in_1x1)
     except ConversionError as err:
         raise ConversionError(f"{src}: {err}") from err

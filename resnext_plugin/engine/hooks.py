@@ -21,6 +21,7 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_p
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from ..checkpoint.atomic import atomic_write
 from ..registry import HOOKS
 
 _CURVES_META_KEY = "training_curves"
@@ -161,10 +162,7 @@ class TrainingCurvesHook(Hook):
         for ax in (ax_loss, ax_metric):
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp.png"
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda file: fig.savefig(file, format="png"))
         return path
 
 
