@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from .blocks import Bottleneck, _Path
 from .conv_norm import PLAIN_CONVS
@@ -102,27 +103,26 @@ def _foldable(pair: _Pair) -> bool:
     return all(type(conv) in PLAIN_CONVS for conv in pair.convs)
 
 
+def _double(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach().double()
+
+
 @torch.no_grad()
 def _fold(pair: _Pair) -> None:
+    """torch's ``fuse_conv_bn_weights`` in float64 (as close to the two-step result as float32
+    allows). Summed convolutions (form (a)) share one norm: its shift goes into one bias."""
     bn = pair.bn
-    # float64 keeps the folded kernel as close to the two-step result as float32 allows
-    inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
-    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(inv_std)
-    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(inv_std)
-    scale = gamma * inv_std
-    shift = beta - bn.running_mean.double() * scale
     for index, conv in enumerate(pair.convs):
-        weight = conv.weight
-        weight.mul_(scale.to(weight.dtype).view(-1, *([1] * (weight.dim() - 1))))
-        bias = conv.bias.double() * scale if conv.bias is not None else torch.zeros_like(scale)
-        if index == 0:  # the summed convolutions share one BatchNorm: add its shift once
-            bias = bias + shift
-        new_bias = nn.Parameter(bias.to(device=weight.device, dtype=weight.dtype),
-                                requires_grad=weight.requires_grad)
-        if conv.bias is None:
-            conv.bias = new_bias
-        else:
-            conv.bias.copy_(new_bias)
+        mean, beta = bn.running_mean, bn.bias
+        if index > 0:
+            mean = torch.zeros_like(mean)
+            beta = None if beta is None else torch.zeros_like(beta)
+        weight, bias = fuse_conv_bn_weights(
+            _double(conv.weight), _double(conv.bias), _double(mean), _double(bn.running_var),
+            bn.eps, _double(bn.weight), _double(beta))
+        conv.weight.copy_(weight)
+        conv.bias = nn.Parameter(bias.to(conv.weight.dtype),
+                                 requires_grad=conv.weight.requires_grad)
     setattr(pair.parent, pair.bn_name, nn.Identity())
 
 
