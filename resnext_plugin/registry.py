@@ -21,6 +21,7 @@ HOOKS = Registry(
 # Datasets and transforms register on first lookup; coco.py imports mmdet, so it is not imported
 # with the package.
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="resnext_plugin",
-                    locations=["resnext_plugin.engine.data", "resnext_plugin.engine.coco"])
+                    locations=["resnext_plugin.engine.data", "resnext_plugin.engine.coco",
+                               "resnext_plugin.datasets"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="resnext_plugin",
                       locations=["resnext_plugin.engine.data"])

@@ -272,7 +272,10 @@ def test_docstring_examples_run():
 # ---------------------------------------------------------------- the paper's other networks
 
 def test_no_residual_model_has_no_shortcuts_and_trains():
+    with pytest.raises(ValueError, match="`zero_init_residual=True` needs the shortcuts"):
+        tiny(residual=False, zero_init_residual=True)
     model = tiny(residual=False)
+    assert not model.zero_init_residual  # a zero last norm would block every block's signal
     assert not any("downsample" in key for key in model.state_dict())
     assert all(not block.residual for block in model.modules() if isinstance(block, Bottleneck))
     with_shortcuts = tiny()

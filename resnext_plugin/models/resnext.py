@@ -199,7 +199,10 @@ class ResNeXt(BaseModule):
             ``dict(cfg=dict(type='ContextBlock', ratio=1/16), stages=(False, True, True, True),
             position='after_conv3')``, built by mmcv's ``build_plugin_layer``.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
-        zero_init_residual (bool): Zero-initialise each block's last norm. Defaults to True.
+        zero_init_residual (bool, optional): Zero-initialise each block's last norm, so that
+            every block starts as the identity. Defaults to True, and to False with
+            ``residual=False`` (without a shortcut a zero norm would block the signal; asking
+            for both is an error).
         drop_path_rate (float): Stochastic depth, rising linearly over the blocks to this rate.
         block_form (str): The paper's Fig. 3 template: ``'a'``, ``'b'`` or ``'c'`` (one grouped
             convolution, the fast one and the default).
@@ -259,7 +262,7 @@ class ResNeXt(BaseModule):
         stage_with_dcn: Optional[Sequence[bool]] = None,
         plugins: Optional[list[dict]] = None,
         with_cp: bool = False,
-        zero_init_residual: bool = True,
+        zero_init_residual: Optional[bool] = None,
         drop_path_rate: float = 0.0,
         block_form: str = "c",
         channels_last: bool = False,
@@ -345,7 +348,12 @@ class ResNeXt(BaseModule):
                f"ResNeXt: `plugins` need block_form='c' (one grouped convolution), got "
                f"block_form={block_form!r}")
         self.with_cp = _flag("with_cp", with_cp)
+        if zero_init_residual is None:
+            zero_init_residual = residual is not False
         self.zero_init_residual = _flag("zero_init_residual", zero_init_residual)
+        _check(not (zero_init_residual and residual is False),
+               "ResNeXt: `zero_init_residual=True` needs the shortcuts: with residual=False a "
+               "zero-initialised last norm would stop every block's signal")
         self.block_form = block_form
         self.channels_last = _flag("channels_last", channels_last)
         self.residual = _flag("residual", residual)

@@ -1,0 +1,8 @@
+# ResNeXt-101 (64x4d) on ImageNet-1k. Xie et al., CVPR 2017, Table 4 (2x ResNet-101's complexity,
+# ~15.6 GFLOPs): more groups. Paper: 20.4% top-1 / 5.3% top-5 error (single 224 crop). ResNet
+# counterpart: resnet101_1x64d_imagenet.py. Recipe: the paper's (./_base_/paper_imagenet.py). Same
+# model as configs/resnext101_64x4d_imagenet.py, with the paper's BN initialisation.
+#   bash tools/dist_train.sh configs/paper/resnext101_64x4d_imagenet.py 8
+_base_ = ['./_base_/paper_imagenet.py']
+
+model = dict(backbone=dict(depth=101, groups=64, width_per_group=4))
