@@ -275,9 +275,12 @@ def test_demo_config_changes_only_data_size_batch_and_schedule() -> None:
     demo = demo.to_dict()
     allowed = {"train_dataloader", "val_dataloader", "test_dataloader", "train_pipeline",
                "test_pipeline", "data_root", "image_size", "batch_size", "train_cfg",
-               "param_scheduler", "auto_scale_lr", "default_hooks"}
+               "param_scheduler", "auto_scale_lr", "default_hooks", "tta_pipeline"}
     changed = {k for k in set(real) | set(demo) if real.get(k) != demo.get(k)}
     assert changed <= allowed, changed - allowed
+    # tools/test.py --tta: the demo's own test pipeline, with the flip views before packing.
+    assert demo["tta_pipeline"][:-1] == demo["test_pipeline"][:-1]
+    assert demo["tta_pipeline"][-1] == real["tta_pipeline"][-1]
     for key in ("model", "optim_wrapper", "val_evaluator", "data_preprocessor", "randomness"):
         assert demo[key] == real[key]
     assert demo["train_dataloader"]["dataset"]["data_root"] == "data/demo_imagenet"
@@ -330,9 +333,9 @@ def test_train_cli_maps_flags_onto_the_config(tmp_path: Path, cli_env: None) -> 
         train.build_config(train.parse_args([DEMO, "--resume", str(tmp_path / "nowhere.pth")]))
     with pytest.raises(FileNotFoundError, match="config file not found"):
         train.build_config(train.parse_args([str(tmp_path / "nope.py")]))
-    if not has_accelerator():
-        with pytest.raises(ValueError, match="--amp"):
-            train.build_config(train.parse_args([DEMO, "--amp"]))
+    # --amp works without a GPU too (fp32 on CPUs without native bf16): tests/test_amp.py
+    cfg = train.build_config(train.parse_args([DEMO, "--amp"]))
+    assert cfg.optim_wrapper.type == "resnext_plugin.AmpOptimWrapper"
 
 
 def test_test_cli_loads_the_checkpoint_and_adds_a_dump(tmp_path: Path, cli_env: None) -> None:

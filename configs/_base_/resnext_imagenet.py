@@ -67,6 +67,18 @@ val_evaluator = dict(type='Accuracy', topk=(1, 5))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
 
+# Test-time augmentation (tools/test.py --tta): mmpretrain's AverageClsScoreTTA averages the class
+# scores of the test view and its horizontal flip. tta_pipeline is the test pipeline above with
+# the flip before packing; a config that changes test_pipeline sets its own tta_pipeline too.
+tta_model = dict(type='AverageClsScoreTTA')
+tta_pipeline = [
+    *test_pipeline[:-1],
+    dict(type='TestTimeAug',
+         transforms=[[dict(type='RandomFlip', prob=1., direction='horizontal'),
+                      dict(type='RandomFlip', prob=0., direction='horizontal')],
+                     [dict(type='PackInputs')]]),
+]
+
 # ---------------------------------------------------------------- schedule
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))

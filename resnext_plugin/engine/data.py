@@ -11,6 +11,8 @@
   image depends on the decoder (OpenCV 5.0 here gives ``None``; Pillow with
   ``LOAD_TRUNCATED_IMAGES`` decodes it), so the container is checked first. Bit errors inside the
   compressed data cannot be detected without a checksum and still decode.
+  An input that is already an image array (no ``img_path``: mmpretrain's inference APIs)
+  passes through, so the configs work with ``ImageClassificationInferencer``/``inference_model``.
 
 Both live in the plugin's own ``DATASETS`` and ``TRANSFORMS`` registries (scope
 ``resnext_plugin``, children of mmengine's roots), so mmpretrain and mmdet configs address them as
@@ -137,9 +139,19 @@ class StrictLoadImageFromFile(LoadImageFromFile):
 
     Arguments are those of ``mmcv.transforms.LoadImageFromFile``; with ``ignore_empty=True`` a
     missing or corrupt file gives ``None`` (the sample is skipped), as in mmcv.
+
+    Results that carry an ``img`` array and no ``img_path`` (what mmpretrain's
+    ``ImageClassificationInferencer`` and ``inference_model`` feed: they decode the image
+    themselves and keep the first transform unless it is named ``LoadImageFromFile``) pass
+    through with ``img_shape`` and ``ori_shape`` set as mmcv's loader sets them.
     """
 
     def transform(self, results: dict) -> Optional[dict]:
+        if results.get("img_path") is None and "img" in results:
+            return self._pass_array_through(results)
+        if "img_path" not in results:
+            raise KeyError(f"{type(self).__name__} needs 'img_path' (an image file) or 'img' (a "
+                           f"decoded image array) in its input, got keys {sorted(results)}")
         filename = results["img_path"]
         try:
             content = fileio.get(filename, backend_args=self.backend_args)
@@ -161,6 +173,24 @@ class StrictLoadImageFromFile(LoadImageFromFile):
             if self.ignore_empty:
                 return None
             raise CorruptImageError(f"corrupt image file '{filename}': {reason}")
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results["img"] = img
+        results["img_shape"] = img.shape[:2]
+        results["ori_shape"] = img.shape[:2]
+        return results
+
+    def _pass_array_through(self, results: dict) -> dict:
+        """An already decoded image: checked, converted as ``to_float32`` asks, shapes set."""
+        img = results["img"]
+        if not isinstance(img, np.ndarray):
+            raise TypeError(f"{type(self).__name__}: 'img' must be a numpy array (H, W, C) when "
+                            f"no 'img_path' is given, got {type(img).__name__}")
+        if img.ndim not in (2, 3) or (self.color_type == "color" and
+                                      (img.ndim != 3 or img.shape[2] != 3)):
+            expected = "(H, W, 3)" if self.color_type == "color" else "(H, W) or (H, W, C)"
+            raise ValueError(f"{type(self).__name__}: 'img' must be an {expected} array for "
+                             f"color_type={self.color_type!r}, got shape {img.shape}")
         if self.to_float32:
             img = img.astype(np.float32)
         results["img"] = img

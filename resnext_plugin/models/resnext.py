@@ -510,7 +510,9 @@ class ResNeXt(BaseModule):
 
     def _freeze_stages(self) -> None:
         for module in self.frozen_modules():
-            module.eval()
+            # as both peers: the plain stem's conv keeps its (meaningless) training flag
+            if module is not getattr(self, "conv1", None):
+                module.eval()
             for param in module.parameters():
                 param.requires_grad = False
 
