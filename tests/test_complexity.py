@@ -1,5 +1,6 @@
 """Paper Table 1 and Table 2, measured on built models."""
 import pytest
+import torch
 import torchvision
 
 from resnext_plugin.complexity import (
@@ -9,6 +10,7 @@ from resnext_plugin.complexity import (
     count_parameters,
     solve_width,
 )
+from resnext_plugin.models import ResNeXt
 
 
 def test_resnext50_32x4d_matches_the_paper_and_the_zoos():
@@ -41,3 +43,15 @@ def test_flops_follow_the_input_size():
 def test_solve_width_rejects_bad_groups():
     with pytest.raises(ValueError, match="`groups` must be >= 1"):
         solve_width(0)
+
+
+def test_flops_equal_mmengines_count_of_convolutions_and_linear_layers():
+    # The paper counts multiply-adds of convolutions and fully-connected layers; mmengine's
+    # FlopAnalyzer counts the same per operator (and adds BatchNorm, which the paper leaves out).
+    from mmengine.analysis import FlopAnalyzer
+
+    model = ResNeXt(50, groups=8, width_per_group=14, init_cfg=None).eval()
+    analyzer = FlopAnalyzer(model, (torch.rand(1, 3, 64, 64),))
+    analyzer.unsupported_ops_warnings(False)
+    by_operator = analyzer.by_operator()
+    assert count_flops(model, (3, 64, 64)) == by_operator["conv"] + by_operator.get("linear", 0)
