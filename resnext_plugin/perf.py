@@ -169,8 +169,9 @@ def cpu_model_name() -> str:
     return platform.processor() or "unknown"
 
 
-def cpu_flags(wanted: tuple[str, ...] = ("avx2", "avx512f", "avx512_bf16", "amx_bf16",
-                                          "avx512_fp16")) -> list[str]:
+def cpu_flags(wanted: tuple[str, ...] = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16",
+                                          "avx512_fp16", "amx_tile", "amx_bf16")
+              ) -> list[str]:
     """Which of ``wanted`` the CPU advertises in /proc/cpuinfo."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -192,7 +193,44 @@ def load_average() -> str:
         return "load average unavailable"
 
 
+def cpu_bf16_support() -> tuple[bool, str]:
+    """Whether this CPU runs bf16 natively, and what says so.
+
+    ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` alone is not enough: on x86 it is true for
+    any AVX-512 CPU, where oneDNN emulates bf16 arithmetic. Native means AVX-512 BF16 or AMX on
+    x86; elsewhere (Arm) oneDNN's own query is trusted.
+
+    Returns:
+        tuple[bool, str]: ``(native, description)``.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False, "PyTorch was built without oneDNN (mkldnn)"
+    onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        amx = bool(torch.cpu._is_amx_tile_supported())
+        if onednn and (amx or torch.cpu._is_avx512_bf16_supported()):
+            return True, "AMX" if amx else "AVX-512 BF16"
+        capability = torch.backends.cpu.get_cpu_capability()
+        return False, f"the CPU has no AVX-512 BF16 or AMX (best vector ISA: {capability})"
+    if onednn:
+        return True, f"oneDNN bf16 on {platform.machine()}"
+    return False, f"oneDNN reports no bf16 support on {platform.machine()}"
+
+
 def cpu_supports_bf16() -> bool:
     """Whether oneDNN runs bf16 natively here (AVX-512 BF16 or AMX), so bf16 autocast can pay."""
-    return bool(torch.backends.mkldnn.is_available()
-                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return cpu_bf16_support()[0]
+
+
+def environment_lines(device: torch.device, threads: int) -> list[str]:
+    """torch version, threads, CPU model, its vector/bf16 features, GPU: for every table."""
+    native, why = cpu_bf16_support()
+    lines = [
+        f"torch {torch.__version__}, {threads} threads, device {device}",
+        f"CPU: {cpu_model_name()}, {os.cpu_count()} cores, flags: "
+        f"{' '.join(cpu_flags()) or 'none of avx2/avx512/amx'}; native bf16: "
+        f"{'yes, ' + why if native else 'no (' + why + ')'}",
+    ]
+    if device.type == "cuda":
+        lines.append(f"GPU: {torch.cuda.get_device_name(device)}")
+    return lines

@@ -8,6 +8,7 @@ and ``locations`` then imports the models so that they are registered.
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
@@ -25,3 +26,5 @@ DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="resnext_plugin",
                                "resnext_plugin.datasets"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="resnext_plugin",
                       locations=["resnext_plugin.engine.data"])
+OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope="resnext_plugin",
+                          locations=["resnext_plugin.engine.amp"])

@@ -311,3 +311,15 @@ def test_deprecated_pretrained_becomes_init_cfg():
     assert model.init_cfg == dict(type="Pretrained", checkpoint="x.pth")
     with pytest.raises(TypeError, match="`pretrained` must be a checkpoint path"):
         tiny(pretrained=0)
+
+
+def test_deformable_convolutions_run_in_a_channels_last_model():
+    import mmcv.ops  # noqa: F401  registers DCN
+
+    kwargs = dict(dcn=dict(type="DCNv2"), stage_with_dcn=(False, True), init_cfg=None)
+    reference = tiny(**kwargs).eval()
+    model = tiny(**kwargs, channels_last=True).eval()
+    model.load_state_dict(reference.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    for ours, theirs in zip(model(x), reference(x)):
+        assert torch.allclose(ours, theirs, atol=1e-5)

@@ -22,6 +22,8 @@ from torch.profiler import ProfilerActivity, profile
 
 import resnext_plugin  # noqa: F401  (registers resnext_plugin.ResNeXt)
 from resnext_plugin import perf
+from resnext_plugin.benchmark import backbone as bench
+from resnext_plugin.benchmark.detector import detector_configs
 from resnext_plugin.models import ResNeXt
 from resnext_plugin.models.fuse import fuse_conv_bn
 
@@ -32,7 +34,8 @@ TINY = dict(depth=50, groups=4, width_per_group=4, num_stages=2, out_indices=(0,
             init_cfg=None)
 
 
-def _load_benchmark():
+def _load_benchmark_tool():
+    """The thin CLI (argument checks); the library is resnext_plugin.benchmark."""
     spec = importlib.util.spec_from_file_location("resnext_benchmark", ROOT / "tools/benchmark.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -330,7 +333,6 @@ def test_runner_compile_true_inductor(tmp_path):
 # The benchmark's building blocks (not its timings)
 # ------------------------------------------------------------------------------------------
 def test_benchmark_candidates_share_weights_and_function():
-    bench = _load_benchmark()
     arch = bench.Arch(depth=50, groups=2, width=4)
     weights = bench.reference_weights(arch)
     x = torch.randn(1, 3, 32, 32)
@@ -347,7 +349,6 @@ def test_benchmark_candidates_share_weights_and_function():
 
 
 def test_benchmark_training_step_updates_weights():
-    bench = _load_benchmark()
     arch = bench.Arch(depth=50, groups=2, width=4)
     variant = bench.all_variants()["plugin-cl"]
     model = bench.build_variant(variant, arch, bench.reference_weights(arch),
@@ -359,27 +360,30 @@ def test_benchmark_training_step_updates_weights():
 
 
 def test_benchmark_detector_configs_swap_only_the_backbone():
-    bench = _load_benchmark()
-    configs = bench.detector_configs(bench.Arch(50, 32, 4))
+    configs = detector_configs(bench.Arch(50, 32, 4))
     stock, ours = configs["mmdet-stock"], configs["plugin"]
     assert stock["backbone"]["type"] == "ResNeXt"
     assert ours["backbone"]["type"] == "resnext_plugin.ResNeXt"
     assert ours["backbone"]["width_per_group"] == stock["backbone"]["base_width"] == 4
     assert configs["plugin-cl"]["backbone"]["channels_last"] is True
     assert "channels_last" not in ours["backbone"]
+    assert configs["plugin-cl-fold"]["backbone"]["fold_frozen_bn"] is True
     assert {k: v for k, v in ours.items() if k != "backbone"} == \
         {k: v for k, v in stock.items() if k != "backbone"}
 
 
 def test_benchmark_rejects_bad_arguments(capsys):
-    bench = _load_benchmark()
+    tool = _load_benchmark_tool()
     with pytest.raises(SystemExit):
-        bench.parse_args(["--size", "16"])
+        tool.parse_args(["--size", "16"])
     assert "--size must be >= 32" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        bench.parse_args(["--batch", "0,2"])
+        tool.parse_args(["--batch", "0,2"])
     with pytest.raises(SystemExit, match="unknown.*nope"):
-        bench.main(["--variants", "plugin,nope", "--quick"])
+        tool.main(["--variants", "plugin,nope", "--quick"])
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--runner", "--rounds", "0"])
+    assert tool.main(["--runner", "--scenarios", "nope", "--out", "/nonexistent/x"]) == 2
 
 
 def test_interleaved_timings_round_robin_order():
@@ -400,3 +404,215 @@ def test_peak_memory_sees_torch_cpu_allocations():
 
     peak = perf.peak_memory_bytes(allocate, torch.device("cpu"))
     assert 12 * 2**20 <= peak < 13 * 2**20  # a, b and a + b alive together
+
+
+# ------------------------------------------------------------------------------------------
+# fold_frozen_bn: the same function and the same gradients, without BatchNorm passes
+# ------------------------------------------------------------------------------------------
+#: The detection backbone's settings (configs/_base_/mask-rcnn_resnext_fpn.py), smaller.
+DETECTION = dict(depth=50, groups=4, width_per_group=4, base_channels=16, stem_channels=16,
+                 num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1, norm_eval=True,
+                 init_cfg=None)
+
+
+def _forward_backward(model: nn.Module, x: torch.Tensor, upstream: list) -> tuple[list, dict]:
+    model.zero_grad(set_to_none=True)
+    outs = model(x)
+    pairs = [(out, up) for out, up in zip(outs, upstream) if out.requires_grad]  # not layer1
+    torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
+    grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    return [out.detach() for out in outs], grads
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest deviation relative to the largest magnitude of ``b``."""
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_fold_frozen_bn_keeps_outputs_and_gradients_within_fp32_rounding(channels_last):
+    """Folded and unfolded models in training mode (norm_eval=True, stem and layer1 frozen): the
+    difference between them is within a few times the fp32 rounding error of the unfolded
+    model itself (measured against a float64 run of it), for outputs and every gradient."""
+    reference = _randomise(ResNeXt(**DETECTION, channels_last=channels_last)).train()
+    folded = copy.deepcopy(reference)
+    folded.fold_frozen_bn = True
+    exact = copy.deepcopy(reference).double()
+    x = torch.randn(2, 3, 64, 64)
+    torch.manual_seed(1)
+    upstream = [torch.randn_like(out) for out in reference(x)]
+
+    out_ref, grad_ref = _forward_backward(reference, x, upstream)
+    out_fold, grad_fold = _forward_backward(folded, x, upstream)
+    out_exact, grad_exact = _forward_backward(exact, x.double(), [u.double() for u in upstream])
+
+    assert grad_fold.keys() == grad_ref.keys() == grad_exact.keys()
+    frozen = {n for n, p in reference.named_parameters() if not p.requires_grad}
+    assert frozen and not frozen & grad_ref.keys()  # the stem and layer1 get no gradient
+    assert any(".bn" in n or n.startswith("bn") for n in grad_fold)  # BN affine parameters do
+    for out_f, out_r, out_e in zip(out_fold, out_ref, out_exact):
+        rounding = _rel_err(out_r, out_e)
+        assert _rel_err(out_f, out_e) <= max(4 * rounding, 1e-6), (rounding,)
+        assert _rel_err(out_f, out_r) <= 1e-4
+    for name, grad in grad_ref.items():
+        rounding = _rel_err(grad, grad_exact[name])
+        assert _rel_err(grad_fold[name], grad_exact[name]) <= max(4 * rounding, 1e-6), name
+        assert _rel_err(grad_fold[name], grad) <= 1e-4, name
+
+
+def test_fold_frozen_bn_runs_no_batchnorm_and_steps_like_the_unfolded_model():
+    reference = _randomise(ResNeXt(**DETECTION)).train()
+    folded = copy.deepcopy(reference)
+    folded.fold_frozen_bn = True
+    x = torch.randn(2, 3, 64, 64)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        outs = folded(x)
+        sum(out.mean() for out in outs).backward()
+    names = {e.name for e in prof.events()}
+    assert not {n for n in names if "batch_norm" in n}
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        reference(x)
+    assert any("batch_norm" in e.name for e in prof.events())
+    # one SGD step each: the weights stay equal within fp32 rounding, running stats untouched
+    stats = {n: b.clone() for n, b in folded.named_buffers()}
+    for model in (reference, folded):
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+        model.zero_grad()
+        sum(out.square().mean() for out in model(x)).backward()
+        optimizer.step()
+    for (name, p), q in zip(reference.named_parameters(), folded.parameters()):
+        assert _rel_err(q.detach(), p.detach()) <= 1e-5, name
+    for name, buffer in folded.named_buffers():
+        assert torch.equal(buffer, stats[name]), name
+
+
+def test_fold_frozen_bn_leaves_training_mode_batchnorm_alone():
+    """norm_eval=False: BatchNorms use batch statistics, nothing may be folded."""
+    model = _randomise(ResNeXt(**{**DETECTION, "norm_eval": False, "frozen_stages": -1},
+                               fold_frozen_bn=True)).train()
+    plain = copy.deepcopy(model)
+    plain.fold_frozen_bn = False
+    before = model.bn1.running_mean.clone()
+    x = torch.randn(2, 3, 64, 64)
+    for a, b in zip(model(x), plain(x)):
+        assert torch.equal(a, b)
+    assert torch.equal(model.bn1.running_mean, plain.bn1.running_mean)
+    assert not torch.equal(model.bn1.running_mean, before)  # batch statistics were used
+
+
+def test_fold_frozen_bn_in_the_detection_config_gives_mask_rcnn_the_same_gradients():
+    """The Mask R-CNN of our detection config (fold on, as the config has it) against the same
+    model with it off, through backbone, FPN and the RPN's losses: losses and every gradient
+    agree within a few times the fp32 rounding error (measured against float64). The RoI
+    losses are left out: they depend on which proposals survive NMS, where fp32 rounding of any
+    change can flip near-ties (and mmcv's NMS takes no float64)."""
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(ROOT / "configs/demo/mask-rcnn_resnext50-32x4d_fpn_demo.py"))
+    assert cfg.model.backbone.fold_frozen_bn is True
+    cfg.model.backbone.update(init_cfg=None, groups=4, width_per_group=4)
+    torch.manual_seed(0)
+    folded = MODELS.build(cfg.model)
+    folded.init_weights()
+    _randomise(folded.backbone)
+    plain = copy.deepcopy(folded)
+    plain.backbone.fold_frozen_bn = False
+    exact = copy.deepcopy(plain).double()
+    data = demo_mm_inputs(batch_size=2, image_shapes=[(3, 64, 64)] * 2, num_items=[3, 2],
+                          num_classes=4, with_mask=True)
+
+    def rpn_step(model: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, dict]:
+        model.train()
+        model.zero_grad()
+        processed = model.data_preprocessor(copy.copy(data), True)
+        samples = copy.deepcopy(processed["data_samples"])
+        for sample in samples:  # what TwoStageDetector.loss does for the RPN
+            sample.gt_instances.labels = torch.zeros_like(sample.gt_instances.labels)
+        torch.manual_seed(0)  # the same anchor samples
+        feats = model.extract_feat(processed["inputs"].to(dtype))
+        loss, _ = model.parse_losses(model.rpn_head.loss(feats, samples))
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in model.named_parameters()
+                               if p.grad is not None}
+
+    loss_plain, grads_plain = rpn_step(plain, torch.float32)
+    loss_fold, grads_fold = rpn_step(folded, torch.float32)
+    loss_exact, grads_exact = rpn_step(exact, torch.float64)
+    rounding = abs(loss_plain.double() - loss_exact) / abs(loss_exact)
+    assert abs(loss_fold.double() - loss_exact) / abs(loss_exact) <= max(4 * rounding, 1e-6)
+    assert grads_fold.keys() == grads_plain.keys() == grads_exact.keys()
+    assert any(n.startswith("backbone.layer4") for n in grads_fold)
+    assert not any(n.startswith("backbone.layer1") for n in grads_fold)  # frozen
+    for name, grad in grads_plain.items():
+        rounding = _rel_err(grad, grads_exact[name])
+        assert _rel_err(grads_fold[name], grads_exact[name]) <= max(4 * rounding, 1e-6), name
+
+
+# ------------------------------------------------------------------------------------------
+# channels_last through a detector: mmcv's RoIAlign needs NCHW
+# ------------------------------------------------------------------------------------------
+def test_roi_align_guard_gives_channels_last_features_the_nchw_result():
+    from mmcv.ops import RoIAlign
+    from mmcv.ops.roi_align import RoIAlignFunction
+
+    from resnext_plugin.engine.channels_last import guard_roi_align
+
+    x = torch.randn(2, 8, 16, 16)
+    rois = torch.tensor([[0, 1.0, 1.0, 8.0, 8.0], [1, 2.0, 3.0, 12.0, 9.0]])
+    op = RoIAlign((7, 7), 1.0, 0)
+    unguarded = getattr(RoIAlignFunction.forward, "__wrapped__", RoIAlignFunction.forward)
+
+    class Unguarded(torch.autograd.Function):
+        forward = staticmethod(unguarded)
+        backward = RoIAlignFunction.backward
+
+    x_cl = x.contiguous(memory_format=CL)
+    raw = Unguarded.apply(x_cl, rois, (7, 7), 1.0, 0, "avg", True)
+    assert not torch.allclose(raw, op(x, rois))  # what mmcv does with NHWC input, unguarded
+    guard_roi_align()
+    assert guard_roi_align() is False  # idempotent
+    a = x.clone().requires_grad_(True)
+    b = x_cl.clone().requires_grad_(True)
+    out_a, out_b = op(a, rois), op(b, rois)
+    assert torch.equal(out_a, out_b)
+    (out_a * torch.arange(out_a.numel()).reshape(out_a.shape)).sum().backward()
+    (out_b * torch.arange(out_b.numel()).reshape(out_b.shape)).sum().backward()
+    assert torch.equal(a.grad, b.grad)
+
+
+def test_channels_last_detector_roi_features_match_nchw():
+    """Our detection config with channels_last=True: the FPN's outputs are NHWC, and the RoI
+    features mmdet's extractor takes from them equal the NCHW model's."""
+    from mmdet.registry import MODELS
+    from mmdet.structures.bbox import bbox2roi
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+
+    from resnext_plugin.engine.channels_last import guard_roi_align, to_channels_last
+
+    guard_roi_align()
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(ROOT / "configs/demo/mask-rcnn_resnext50-32x4d_fpn_demo.py"))
+    cfg.model.backbone.update(init_cfg=None, groups=4, width_per_group=4)
+    torch.manual_seed(0)
+    nchw = MODELS.build(cfg.model).eval()
+    nchw.init_weights()
+    whole = to_channels_last(copy.deepcopy(nchw))
+    backbone_only = copy.deepcopy(nchw)
+    backbone_only.backbone.channels_last = True
+    x = torch.randn(2, 3, 64, 64)
+    rois = bbox2roi([torch.tensor([[4.0, 4.0, 40.0, 30.0], [10.0, 12.0, 60.0, 60.0]]),
+                     torch.tensor([[0.0, 0.0, 63.0, 63.0]])])
+    with torch.no_grad():
+        reference = nchw.extract_feat(x)
+        ref_rois = nchw.roi_head.bbox_roi_extractor(reference, rois)
+        for model in (whole, backbone_only):
+            feats = model.extract_feat(x)
+            assert all(f.is_contiguous(memory_format=CL) for f in feats)
+            _assert_same_outputs(feats, reference)
+            _assert_same_outputs([model.roi_head.bbox_roi_extractor(feats, rois)], [ref_rois])
+    assert all(p.is_contiguous(memory_format=CL) for p in whole.parameters() if p.dim() == 4)

@@ -9,6 +9,7 @@ Examples:
     python tools/train.py configs/demo/resnext50_32x4d_imagenet_demo.py
     python tools/train.py CONFIG --work-dir work_dirs/x --resume            # latest checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth --amp --auto-scale-lr
+    python tools/train.py CONFIG --amp --channels-last --compile            # speed knobs
     bash tools/dist_train.sh CONFIG 8                                       # torchrun, 8 procs
 """
 from __future__ import annotations
@@ -22,8 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmengine.config import Config, DictAction  # noqa: E402
 
+from resnext_plugin.engine.amp import AmpOptimWrapper  # noqa: E402,F401  (registers it)
+from resnext_plugin.engine.channels_last import guard_roi_align  # noqa: E402
 from resnext_plugin.engine.data import DataNotFoundError  # noqa: E402
-from resnext_plugin.engine.dist import has_accelerator, setup_distributed  # noqa: E402
+from resnext_plugin.engine.dist import setup_distributed  # noqa: E402
 from resnext_plugin.engine.runner import (  # noqa: E402
     add_launcher_args,
     build_runner,
@@ -31,6 +34,7 @@ from resnext_plugin.engine.runner import (  # noqa: E402
     load_config,
     require_file,
 )
+from resnext_plugin.engine.speed import AMP_DTYPES, apply_speed_knobs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +46,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resume from CKPT; without CKPT, from the latest checkpoint in the "
                         "work dir")
     parser.add_argument("--amp", action="store_true",
-                        help="automatic mixed precision (needs a GPU)")
+                        help="automatic mixed precision (resnext_plugin.AmpOptimWrapper): fp16 "
+                        "on CUDA; bf16 on CPUs that run it natively (AVX-512 BF16/AMX), "
+                        "otherwise fp32 with a logged reason")
+    parser.add_argument("--amp-dtype", choices=AMP_DTYPES, default=None,
+                        help="with --amp: autocast dtype (auto: float16 on CUDA, bfloat16 on "
+                        "CPU; never bf16 on a CPU without native bf16)")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="run the backbone in channels_last memory format "
+                        "(model.backbone.channels_last=True; the plugin's ResNeXt only)")
+    parser.add_argument("--compile", nargs="?", const=True, default=False, metavar="BACKEND",
+                        help="torch.compile the training step (mmengine's compile=True); "
+                        "optionally a backend, e.g. aot_eager")
     parser.add_argument("--auto-scale-lr", action="store_true",
                         help="scale the lr linearly with the total batch size "
                         "(auto_scale_lr.base_batch_size of the config)")
@@ -62,21 +77,13 @@ def build_config(args: argparse.Namespace) -> Config:
 
     Raises:
         FileNotFoundError: The config or the ``--resume`` checkpoint does not exist.
-        ValueError: ``--amp`` without a GPU, ``--auto-scale-lr`` without ``auto_scale_lr``.
+        ValueError: ``--amp`` with another optim_wrapper type, ``--channels-last`` with another
+            backbone, ``--auto-scale-lr`` without ``auto_scale_lr``.
     """
     require_file("config file", args.config)
     cfg = load_config(args)
-
-    if args.amp:
-        if not has_accelerator():
-            raise ValueError("--amp: mixed precision needs a GPU (mmengine's AmpOptimWrapper); "
-                             "none is available")
-        optim_wrapper = cfg.optim_wrapper.get("type", "OptimWrapper")
-        if optim_wrapper not in ("OptimWrapper", "AmpOptimWrapper"):
-            raise ValueError(f"--amp: the config's optim_wrapper type is {optim_wrapper!r}; "
-                             "set AmpOptimWrapper there instead")
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    apply_speed_knobs(cfg, amp=args.amp, amp_dtype=args.amp_dtype,
+                      channels_last=args.channels_last, compile=args.compile)
 
     if args.auto_scale_lr:
         if "base_batch_size" not in cfg.get("auto_scale_lr", {}):
@@ -100,6 +107,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    guard_roi_align()  # a channels_last backbone's FPN features reach mmcv's RoIAlign in NHWC
     try:
         cfg = build_config(args)
     except (FileNotFoundError, ValueError) as err:

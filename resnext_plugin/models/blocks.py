@@ -240,6 +240,8 @@ class Bottleneck(_NormNames, BaseModule):
         if self.block_form == "c":
             out = self.relu(conv_norm(self.conv1, self.norm1, x, fold))
             out = self._plugins(out, "after_conv1")
+            if self.with_dcn:  # mmcv's deformable convolutions need NCHW-contiguous input
+                out = out.contiguous()
             out = self.relu(conv_norm(self.conv2, self.norm2, out, fold))
             out = self._plugins(out, "after_conv2")
             out = conv_norm(self.conv3, self.norm3, out, fold)

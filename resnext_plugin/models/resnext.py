@@ -398,6 +398,9 @@ class ResNeXt(BaseModule):
         self.feat_dim = self.feature_info[-1]["num_chs"]
         if channels_last:
             self.to(memory_format=torch.channels_last)
+            for module in self.modules():  # mmcv's deformable convolutions need NCHW tensors
+                if isinstance(module, Bottleneck) and module.with_dcn:
+                    module.conv2.to(memory_format=torch.contiguous_format)
         self._freeze_stages()
 
     @staticmethod

@@ -1,0 +1,15 @@
+"""`make gpu-check`: CUDA tests, the CUDA benchmark table and a short AMP training of both demo
+configs, in under ten minutes; writes the figures to docs/benchmarks.md. Fails at once, saying
+why, where no CUDA GPU is visible. See resnext_plugin.benchmark.gpu_check.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from resnext_plugin.benchmark.gpu_check import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
