@@ -7,6 +7,9 @@ PIN := -c requirements/constraints.txt
 UVPIP = $(UV) pip install --python $(PY) $(PIN)
 # mmcv's CPU/CUDA ops build with this many compiler jobs.
 MAX_JOBS ?= $(shell nproc)
+# mmcv is built once per (mmcv, torch, CUDA, Python, platform) into a wheel cache shared by every
+# clone: $RESNEXT_PLUGIN_WHEEL_CACHE, else ~/.cache/resnext_plugin/mmcv-wheels (XDG_CACHE_HOME).
+# tools/install_mmcv.py verifies a cached wheel (sha256, CRCs, mmcv.ops runs) and rebuilds it if bad.
 
 .PHONY: install test test-all demo lint clean-venv
 
@@ -16,7 +19,8 @@ $(VENV)/.installed: requirements/constraints.txt requirements/tests.txt setup.py
 	$(UV) venv --allow-existing --python 3.11 $(VENV)
 	$(UVPIP) torch torchvision
 	$(UVPIP) setuptools wheel ninja psutil
-	MAX_JOBS=$(MAX_JOBS) $(UVPIP) --no-build-isolation mmcv
+	MAX_JOBS=$(MAX_JOBS) $(PY) tools/install_mmcv.py --python $(PY) --uv "$(UV)" \
+		--constraints requirements/constraints.txt
 	$(UVPIP) mmengine mmpretrain mmdet pycocotools "numpy>=2" matplotlib -r requirements/tests.txt
 	$(UVPIP) --no-build-isolation --no-deps -e .
 	$(PY) -c "import mmcv.ops, mmdet, mmpretrain, resnext_plugin; print('stack OK: mmcv', mmcv.__version__)"
@@ -33,8 +37,16 @@ test-all: install
 lint: install
 	$(VENV)/bin/ruff check resnext_plugin tools tests configs
 
+# All cores by default; e.g. `make demo DEMO_ARGS="--threads 1"` (tools/demo_pipeline.py --help).
 demo: install
-	$(PY) tools/demo_pipeline.py
+	$(PY) tools/demo_pipeline.py $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# On a machine with a CUDA GPU (under 10 min): CUDA-marked tests, the CUDA benchmark table and a
+# short AMP training of both demo configs; figures go to docs/benchmarks.md. Fails clearly
+# without a GPU.
+.PHONY: gpu-check
+gpu-check: install
+	$(PY) tools/gpu_check.py

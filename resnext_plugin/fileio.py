@@ -4,15 +4,15 @@ mmengine 0.10.7 writes checkpoints and the ``last_checkpoint`` pointer in place
 (``open(path, 'wb').write(...)``): a process killed mid-write leaves a truncated ``iter_N.pth``, or
 an empty pointer, that ``--resume`` then picks and fails on. :class:`AtomicLocalBackend` writes to
 a temporary file in the same directory, flushes it to disk and renames it over the target, so a
-reader sees either the old file or the complete new one. Importing ``resnext_plugin`` registers it
-for plain paths (mmengine's ``'local'`` backend, prefix ``''``).
+reader sees either the old file or the complete new one.
+:func:`resnext_plugin.upstream_fixes.atomic_checkpoint_writes` registers it for plain paths
+(mmengine's ``'local'`` backend, prefix ``''``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Union
 
-from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
 
 from .checkpoint.atomic import atomic_write_bytes
@@ -26,8 +26,3 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = "utf-8") -> None:
         atomic_write_bytes(obj.encode(encoding), filepath)
-
-
-def install_atomic_local_backend() -> None:
-    """Make ``AtomicLocalBackend`` the backend of plain local paths."""
-    register_backend("local", AtomicLocalBackend, force=True, prefixes="")

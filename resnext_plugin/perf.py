@@ -53,7 +53,8 @@ def interleaved_timings(
     """Time each candidate ``repeats`` times, round-robin, after ``warmup`` untimed calls each.
 
     Round ``r`` starts at candidate ``r mod n`` (A B C, B C A, ...) so that no candidate always
-    runs right after the same neighbour.
+    runs right after the same neighbour. (``torch.utils.benchmark`` times one candidate at a
+    time, so a change of load between candidates would show up as a speed ratio.)
 
     Args:
         candidates: Name -> zero-argument callable doing one unit of work.

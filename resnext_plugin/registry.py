@@ -17,14 +17,13 @@ MODELS = Registry(
 )
 BACKBONES = MODELS
 HOOKS = Registry(
-    "hook", parent=MMENGINE_HOOKS, scope="resnext_plugin", locations=["resnext_plugin.engine"]
+    "hook", parent=MMENGINE_HOOKS, scope="resnext_plugin", locations=["resnext_plugin.engine.hooks"]
 )
 # Datasets and transforms register on first lookup; coco.py imports mmdet, so it is not imported
 # with the package.
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="resnext_plugin",
-                    locations=["resnext_plugin.engine.data", "resnext_plugin.engine.coco",
-                               "resnext_plugin.datasets"])
+                    locations=["resnext_plugin.datasets", "resnext_plugin.datasets.coco"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="resnext_plugin",
-                      locations=["resnext_plugin.engine.data"])
+                      locations=["resnext_plugin.datasets.transforms"])
 OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope="resnext_plugin",
                           locations=["resnext_plugin.engine.amp"])

@@ -1,12 +1,11 @@
 import os
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-sys.path.insert(0, str(ROOT))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,13 +26,23 @@ def repo_root() -> Path:
     return ROOT
 
 
-@pytest.fixture(autouse=True)
-def _isolate_default_scope():
+def _drop_new_default_scopes() -> Iterator[None]:
     """An mmengine Runner leaves its DefaultScope behind as the process-wide current scope; drop
-    the scopes a test created so that the next test builds in the scope it asks for."""
+    the scopes created meanwhile so that the next test builds in the scope it asks for."""
     from mmengine.registry import DefaultScope
 
     before = set(DefaultScope._instance_dict)
     yield
     for name in set(DefaultScope._instance_dict) - before:
         del DefaultScope._instance_dict[name]
+
+
+@pytest.fixture(autouse=True)
+def _isolate_default_scope() -> Iterator[None]:
+    yield from _drop_new_default_scopes()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _isolate_default_scope_of_module_fixtures() -> Iterator[None]:
+    """The same for module-scoped fixtures (runners started once per test file)."""
+    yield from _drop_new_default_scopes()

@@ -1,4 +1,4 @@
-"""Small models and fixtures shared by the tests (pytest puts tests/ on sys.path)."""
+"""Small models and fixtures shared by the tests (on the path through pyproject's `pythonpath`)."""
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,3 +37,37 @@ def logged_training(work_dir: Path, keys: Sequence[str]) -> dict[int, dict]:
             if "loss" in entry:
                 logged[entry["iter"]] = {k: entry[k] for k in keys if k in entry}
     return logged
+
+
+def untrained_detector_checkpoint(config: str | Path, path: Path) -> list[str]:
+    """Save the Mask R-CNN of ``config`` with random weights (randomised BN) to ``path``; return
+    its class names (``class_0``, ...), also stored in the checkpoint's ``dataset_meta``.
+
+    Random weights score every class alike (far below the 0.05 threshold); a bias towards class 0
+    makes the untrained detector report boxes and masks.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    cfg = Config.fromfile(str(config))
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        model = MODELS.build(cfg.model)
+    randomise_bn(model)
+    state = model.state_dict()
+    state["roi_head.bbox_head.fc_cls.bias"][0] = 8.0
+    classes = [f"class_{i}" for i in range(cfg.model.roi_head.bbox_head.num_classes)]
+    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=classes))), path)
+    return classes
+
+
+def coco_data_options(root: str | Path) -> list[str]:
+    """``--cfg-options`` pointing every loader and evaluator of a Mask R-CNN config at the
+    COCO-layout data set under ``root``."""
+    root = f"{str(root).rstrip('/')}/"
+    options = [f"{loader}.dataset.data_root={root}"
+               for loader in ("train_dataloader", "val_dataloader", "test_dataloader")]
+    return options + [f"{evaluator}.ann_file={root}annotations/instances_val2017.json"
+                      for evaluator in ("val_evaluator", "test_evaluator")]

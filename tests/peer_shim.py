@@ -31,7 +31,7 @@ How a peer file is run, mechanically:
   bad arguments); each such substitution is recorded and reported.
 
 Run ``python tests/peer_shim.py [--markdown]`` for a report, or ``pytest -s
-tests/test_peer_suites.py``.
+tests/test_models/test_peer_suites.py``.
 """
 from __future__ import annotations
 
@@ -491,7 +491,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     unknown = set(args.suites) - set(SUITES)
     if unknown:
         parser.error(f"unknown suites {sorted(unknown)}; choose from {sorted(SUITES)}")
-    sys.path.insert(0, str(ROOT))
     base = peer_tests_dir()
     reports = []
     for name in args.suites or sorted(SUITES):

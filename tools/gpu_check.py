@@ -1,15 +1,10 @@
-"""`make gpu-check`: CUDA tests, the CUDA benchmark table and a short AMP training of both demo
-configs, in under ten minutes; writes the figures to docs/benchmarks.md. Fails at once, saying
-why, where no CUDA GPU is visible. See resnext_plugin.benchmark.gpu_check.
+"""`make gpu-check`: CUDA tests, the CUDA benchmark table and short AMP trainings of both demos.
+
+The command line is :mod:`resnext_plugin.cli.gpu_check` (``--help`` for its options).
 """
-from __future__ import annotations
-
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from resnext_plugin.benchmark.gpu_check import main  # noqa: E402
+from resnext_plugin.cli.gpu_check import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,11 @@
 # Dataset, schedule and runtime come from the configs that inherit this file.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 
-custom_imports = dict(imports=['resnext_plugin'], allow_failed_imports=False)
+# resnext_plugin registers the backbone; resnext_plugin.upstream_fixes fixes mmengine's
+# checkpoint loading on torch>=2.6, makes checkpoint writes atomic and mmcv's RoIAlign safe for
+# channels_last features (see its docstring); both are imported on every rank.
+custom_imports = dict(imports=['resnext_plugin', 'resnext_plugin.upstream_fixes'],
+                      allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
@@ -28,5 +32,5 @@ model = dict(
             type='Pretrained',
             checkpoint='checkpoints/resnext50_32x4d_imagenet_backbone.pth')),
     # ResNeXt's stage outputs are 256 * 2**i channels whatever C and d are
-    # (backbone.feature_info[i]['num_chs']; tests/test_detection.py checks it).
+    # (backbone.feature_info[i]['num_chs']; tests/test_pipelines/test_detection.py checks it).
     neck=dict(in_channels=[256, 512, 1024, 2048]))

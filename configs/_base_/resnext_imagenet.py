@@ -5,7 +5,10 @@
 # The backbone is the plugin's `resnext_plugin.ResNeXt`; everything else is mmpretrain's.
 # The model files (resnext50_32x4d_imagenet.py, ...) set depth, groups and width per group.
 default_scope = 'mmpretrain'
-custom_imports = dict(imports=['resnext_plugin', 'resnext_plugin.engine'],
+# resnext_plugin registers the backbone; resnext_plugin.upstream_fixes fixes mmengine's
+# checkpoint loading on torch>=2.6, makes checkpoint writes atomic and mmcv's RoIAlign safe for
+# channels_last features (see its docstring); both are imported on every rank.
+custom_imports = dict(imports=['resnext_plugin', 'resnext_plugin.upstream_fixes'],
                       allow_failed_imports=False)
 
 # ---------------------------------------------------------------- model

@@ -44,7 +44,9 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='resnext_plugin.StrictLoadImageFromFile'),  # a corrupt file is named
+    # mmdet's loader, as in the full config: mmdet's DetInferencer finds the loader it replaces
+    # by the name 'LoadImageFromFile' and refuses a pipeline without one.
+    dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=image_scale, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',

@@ -33,6 +33,14 @@ val_dataloader = dict(
     persistent_workers=True,
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# tools/test.py --tta: the test pipeline above with the horizontal flip (tta_model from the base).
+tta_pipeline = [
+    *test_pipeline[:-1],
+    dict(type='TestTimeAug',
+         transforms=[[dict(type='RandomFlip', prob=1., direction='horizontal'),
+                      dict(type='RandomFlip', prob=0., direction='horizontal')],
+                     [dict(type='PackInputs')]]),
+]
 
 # lr = 0.1 * total batch / 256 (0.0125 for one process x 32 images)
 auto_scale_lr = dict(enable=True, base_batch_size=256)

@@ -94,9 +94,10 @@ def run_detector(args: argparse.Namespace, arch: Arch, device: torch.device) -> 
     from mmengine.logging import MMLogger
     from mmengine.optim import OptimWrapper
 
-    from resnext_plugin.engine.channels_last import guard_roi_align, to_channels_last
+    from resnext_plugin.engine.channels_last import to_channels_last
+    from resnext_plugin.upstream_fixes import contiguous_roi_align
 
-    guard_roi_align()  # the channels_last candidates' FPN features reach RoIAlign in NHWC
+    contiguous_roi_align()  # the channels_last candidates' FPN features reach RoIAlign in NHWC
     register_all_modules(init_default_scope=True)
     # init_weights logs every parameter at INFO: keep the table readable
     MMLogger.get_instance("resnext_benchmark", log_level="WARNING")

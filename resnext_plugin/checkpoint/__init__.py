@@ -2,7 +2,6 @@
 from .atomic import atomic_write, atomic_write_bytes, save_atomic
 from .safe_load import (
     NumpyOnlyUnpickler,
-    allow_mmengine_checkpoint_globals,
     history_buffer_getattr,
     load_checkpoint_file,
     mmengine_checkpoint_globals,
@@ -11,7 +10,7 @@ from .state_dict import extract_state_dict
 from .zoo import ZOO_PREFIXES, cached_download, read_checkpoint, zoo_checkpoint_path, zoo_url
 
 __all__ = [
-    "NumpyOnlyUnpickler", "ZOO_PREFIXES", "allow_mmengine_checkpoint_globals", "atomic_write",
+    "NumpyOnlyUnpickler", "ZOO_PREFIXES", "atomic_write",
     "atomic_write_bytes", "cached_download", "extract_state_dict", "history_buffer_getattr",
     "load_checkpoint_file", "mmengine_checkpoint_globals", "read_checkpoint", "save_atomic",
     "zoo_checkpoint_path", "zoo_url",

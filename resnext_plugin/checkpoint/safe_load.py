@@ -3,10 +3,11 @@
 * torch files (``.pth``, ``.pt``, ``.bin``, mmengine checkpoints): ``torch.load`` with
   ``weights_only=True``. mmengine 0.10.7's own checkpoints hold a ``message_hub`` with
   ``HistoryBuffer`` objects and numpy arrays, which the weights-only unpickler refuses since torch
-  2.6; rather than turning ``weights_only`` off, :func:`allow_mmengine_checkpoint_globals` adds
-  exactly the classes those checkpoints need to torch's allow-list (timm's training checkpoints
-  also hold their ``argparse.Namespace``, allowed as plain data while loading). Anything else in a
-  pickle (``os.system``, ``eval``, a custom ``__reduce__``) is still refused.
+  2.6; rather than turning ``weights_only`` off, exactly the classes those checkpoints need
+  (:func:`mmengine_checkpoint_globals`) are allowed while loading (timm's training checkpoints
+  also hold their ``argparse.Namespace``, allowed as plain data). mmengine's own loader gets the
+  same list from :func:`resnext_plugin.upstream_fixes.allow_mmengine_checkpoints`. Anything else
+  in a pickle (``os.system``, ``eval``, a custom ``__reduce__``) is still refused.
   ``HistoryBuffer.__getstate__`` pickles its statistics methods, which protocol 2 writes as
   ``getattr(HistoryBuffer, 'min')``. Allowing ``builtins.getattr`` itself would reopen code
   execution (``getattr`` chains reach ``__globals__``), so that name is bound to
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 import types
@@ -49,11 +51,6 @@ def mmengine_checkpoint_globals() -> list:
         "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")]
     return [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar, *dtype_classes,
             (history_buffer_getattr, "builtins.getattr")]
-
-
-def allow_mmengine_checkpoint_globals() -> None:
-    """Allow-list :func:`mmengine_checkpoint_globals` for ``torch.load(weights_only=True)``."""
-    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
 
 
 #: (module, name) pairs a pickle of numpy arrays needs; numpy 2 moved ``numpy.core`` to
@@ -127,10 +124,20 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     if path.endswith(".safetensors"):
         return _load_safetensors(path)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with _also_allowed([*mmengine_checkpoint_globals(), argparse.Namespace]):
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         raise ValueError(f"cannot load checkpoint {path}: {type(err).__name__}: {err}") from err
+
+
+def _also_allowed(extra: list) -> contextlib.AbstractContextManager:
+    """``torch.serialization.safe_globals`` for the entries of ``extra`` not allowed already.
+
+    (torch's context removes every entry it was given on exit, also one that was allowed before,
+    e.g. by :func:`resnext_plugin.upstream_fixes.allow_mmengine_checkpoints`.)
+    """
+    allowed = torch.serialization.get_safe_globals()
+    return torch.serialization.safe_globals([g for g in extra if g not in allowed])
 
 
 def _load_safetensors(path: str) -> dict:

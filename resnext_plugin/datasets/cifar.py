@@ -7,7 +7,7 @@ stop with "Cannot find CIFAR10 dataset", without saying which file. Here:
 * ``verify_checksums=True`` (the default, and the paper configs'): a file that is present but
   differs from the official release stops the run naming the file and the expected MD5 (it is not
   silently replaced by a download); missing files are downloaded as mmpretrain does, or, with
-  ``download=False``, named in a :class:`~resnext_plugin.engine.data.DataNotFoundError` with the
+  ``download=False``, named in a :class:`~resnext_plugin.datasets.errors.DataNotFoundError` with the
   expected layout.
 * ``verify_checksums=False``: for data in the official format but with other contents (the
   generated stand-ins of :mod:`resnext_plugin.demo_data.cifar`, a subset). The MD5 entries are
@@ -30,8 +30,8 @@ from mmengine import fileio
 from mmpretrain.datasets import CIFAR10, CIFAR100
 from mmpretrain.datasets.utils import check_md5
 
-from ..engine.data import DataNotFoundError
 from ..registry import DATASETS
+from .errors import DataNotFoundError
 
 DEMO_COMMAND = "python tools/make_demo_cifar.py --out data/demo_cifar10 --dataset cifar10"
 PIXELS = 3 * 32 * 32

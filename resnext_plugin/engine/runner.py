@@ -6,7 +6,7 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
@@ -32,6 +32,18 @@ def add_launcher_args(parser: argparse.ArgumentParser) -> None:
     # torch.distributed.launch passes --local-rank (older: --local_rank).
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
                         help=argparse.SUPPRESS)
+
+
+def parse_launcher_args(parser: argparse.ArgumentParser, argv: list[str] | None,
+                        cfg_options_help: str) -> argparse.Namespace:
+    """Add ``--cfg-options`` and the launcher arguments to ``parser``, parse ``argv`` and export
+    ``LOCAL_RANK`` (what ``tools/train.py`` and ``tools/test.py`` share)."""
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help=cfg_options_help)
+    add_launcher_args(parser)
+    args = parser.parse_args(argv)
+    export_local_rank(args)
+    return args
 
 
 def export_local_rank(args: argparse.Namespace) -> None:

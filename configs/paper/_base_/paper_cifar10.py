@@ -16,7 +16,7 @@
 # Data: mmpretrain's CIFAR10 files under data/cifar10 (downloaded with MD5 checks when missing),
 # read by resnext_plugin.CheckedCIFAR10, which names a missing or altered file.
 _base_ = ['./paper_imagenet.py']
-custom_imports = dict(imports=['resnext_plugin', 'resnext_plugin.engine',
+custom_imports = dict(imports=['resnext_plugin', 'resnext_plugin.upstream_fixes',
                                'resnext_plugin.datasets'],
                       allow_failed_imports=False)
 
