@@ -24,11 +24,9 @@ import mmengine
 from mmengine.config import Config
 from mmengine.dist import is_main_process
 
-from resnext_plugin import upstream_fixes
+from resnext_plugin.cli.runner_setup import runner_or_error
 from resnext_plugin.datasets import DataNotFoundError
-from resnext_plugin.engine.dist import setup_distributed
 from resnext_plugin.engine.runner import (
-    build_runner,
     load_config,
     parse_launcher_args,
     require_file,
@@ -110,14 +108,9 @@ def write_metrics(metrics: dict, out: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    upstream_fixes.apply_all()  # also for configs that do not import it
-    try:
-        cfg = build_config(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"test.py: error: {err}", file=sys.stderr)
+    runner = runner_or_error("test.py", args, build_config)
+    if runner is None:
         return 2
-    cfg = setup_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
     try:
         metrics = runner.test()
     except DataNotFoundError as err:

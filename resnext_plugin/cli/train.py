@@ -20,12 +20,10 @@ import sys
 
 from mmengine.config import Config
 
-from resnext_plugin import upstream_fixes
+from resnext_plugin.cli.runner_setup import runner_or_error
 from resnext_plugin.datasets import DataNotFoundError
 from resnext_plugin.engine.amp import AmpOptimWrapper  # noqa: F401  (registers it)
-from resnext_plugin.engine.dist import setup_distributed
 from resnext_plugin.engine.runner import (
-    build_runner,
     load_config,
     parse_launcher_args,
     require_file,
@@ -99,14 +97,9 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    upstream_fixes.apply_all()  # also for configs that do not import it
-    try:
-        cfg = build_config(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
+    runner = runner_or_error("train.py", args, build_config)
+    if runner is None:
         return 2
-    cfg = setup_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
     try:
         runner.train()
     except DataNotFoundError as err:
