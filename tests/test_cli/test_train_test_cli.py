@@ -6,11 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import resnext_plugin.engine  # noqa: F401  (registers the data checks and hooks)
-from resnext_plugin.demo_data.imagenet import DemoImageNetSpec
-
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = DemoImageNetSpec(num_classes=4, train_per_class=3, val_per_class=2, image_size=24)
 
 # ------------------------------------------------------------------------------- tools (CLI)
 def _tool(name: str):

@@ -7,17 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import resnext_plugin.engine  # noqa: F401  (registers the data checks and hooks)
 from resnext_plugin.datasets import (
     CorruptImageError,
     DataNotFoundError,
     check_imagenet_layout,
     find_image_corruption,
 )
-from resnext_plugin.demo_data.imagenet import DemoImageNetSpec
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = DemoImageNetSpec(num_classes=4, train_per_class=3, val_per_class=2, image_size=24)
 
 # ------------------------------------------------------------------------------- data checks
 def test_check_imagenet_layout_names_what_is_missing(tmp_path: Path) -> None:

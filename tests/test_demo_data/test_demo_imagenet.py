@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import resnext_plugin.engine  # noqa: F401  (registers the data checks and hooks)
 from resnext_plugin.demo_data.imagenet import CLASSES, DemoImageNetSpec, make_demo_imagenet
 
-ROOT = Path(__file__).resolve().parents[2]
 SMALL = DemoImageNetSpec(num_classes=4, train_per_class=3, val_per_class=2, image_size=24)
 
 # ------------------------------------------------------------------------------- demo data

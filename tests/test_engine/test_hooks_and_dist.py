@@ -12,8 +12,6 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-import resnext_plugin.engine  # noqa: F401  (registers the data checks and hooks)
-from resnext_plugin.demo_data.imagenet import DemoImageNetSpec
 from resnext_plugin.engine.dist import (
     cpu_model_wrapper_cfg,
     has_accelerator,
@@ -23,7 +21,6 @@ from resnext_plugin.engine.dist import (
 from resnext_plugin.engine.hooks import TrainingCurvesHook
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = DemoImageNetSpec(num_classes=4, train_per_class=3, val_per_class=2, image_size=24)
 
 # ------------------------------------------------------------------------------- hooks
 def test_training_curves_hook_draws_a_png(tmp_path: Path) -> None:

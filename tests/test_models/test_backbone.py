@@ -184,8 +184,11 @@ def test_block_forms_compute_the_same_function(form, train):
     model_c.train(train)
     model_x.train(train)
     x = torch.rand(2, 3, 32, 32)
+    # Train mode normalises with the statistics of this 2-image batch: the fp32 rounding of the
+    # forms' different summation orders is divided by a small batch std (CI once saw 1.6e-5).
+    atol = 1e-4 if train else 1e-5
     for out_c, out_x in zip(model_c(x), model_x(x)):
-        torch.testing.assert_close(out_x, out_c, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out_x, out_c, rtol=1e-4, atol=atol)
 
 
 def test_block_form_conversion_rejects_wrong_groups():
