@@ -11,7 +11,7 @@ MAX_JOBS ?= $(shell nproc)
 # clone: $RESNEXT_PLUGIN_WHEEL_CACHE, else ~/.cache/resnext_plugin/mmcv-wheels (XDG_CACHE_HOME).
 # tools/install_mmcv.py verifies a cached wheel (sha256, CRCs, mmcv.ops runs) and rebuilds it if bad.
 
-.PHONY: install test test-all demo lint clean-venv
+.PHONY: install test test-all test-isolated test-random demo lint clean-venv
 
 # The stamp file is written last, so an interrupted install is redone, not trusted.
 $(VENV)/.installed: requirements/constraints.txt requirements/tests.txt setup.py
@@ -33,6 +33,17 @@ test: install
 
 test-all: install
 	$(PY) -m pytest -q --runslow $(PYTEST_ARGS)
+
+# Each test file in a process of its own: no test may lean on another file having run first.
+test-isolated: install
+	@failed=""; for f in $$(find tests -name 'test_*.py' | sort); do \
+		echo "== $$f"; $(PY) -m pytest -q -p no:randomly $(PYTEST_ARGS) $$f || failed="$$failed $$f"; \
+	done; if [ -n "$$failed" ]; then echo "failed alone:$$failed"; exit 1; fi
+
+# The default suite in a random order; replay one with `make test-random SEED=<seed it printed>`.
+SEED ?= $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+test-random: install
+	$(PY) -m pytest -q -p randomly -p no:cacheprovider --randomly-seed=$(SEED) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check resnext_plugin tools tests configs
