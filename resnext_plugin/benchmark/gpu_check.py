@@ -27,6 +27,7 @@ BEGIN = "<!-- gpu-check:begin -->"
 END = "<!-- gpu-check:end -->"
 #: Seconds per step; together under ten minutes with start-up.
 LIMITS = {"tests": 140, "benchmark": 200, "training": 180}
+OUT_DIR = ROOT / "work_dirs" / "gpu_check"
 
 
 class NoGpuError(RuntimeError):
@@ -81,8 +82,7 @@ class Step:
         return f"{self.name}: {state} in {self.seconds:.0f} s ({' '.join(self.command[1:])})"
 
 
-def steps(python: str = sys.executable, out_dir: Path = ROOT / "work_dirs" / "gpu_check"
-          ) -> list[Step]:
+def steps(python: str = sys.executable, out_dir: Path = OUT_DIR) -> list[Step]:
     """The three steps, as commands."""
     tools = ROOT / "tools"
     return [
@@ -129,13 +129,17 @@ def write_section(text: str, doc: Path = DOC) -> None:
         doc.write_text(current.rstrip() + "\n\n" + text + "\n", encoding="utf-8")
 
 
-def main(doc: Path = DOC) -> int:
+def run(doc: Path = DOC, out_dir: Path = OUT_DIR) -> int:
+    """Run the steps and write their figures into ``doc``.
+
+    Returns:
+        0 when every step passed, 1 when one failed, 2 (nothing run) where no CUDA GPU is visible.
+    """
     try:
         gpu = require_cuda()
     except NoGpuError as err:
         print(f"gpu-check: error: {err}", file=sys.stderr)
         return 2
-    out_dir = ROOT / "work_dirs" / "gpu_check"
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"gpu-check on {gpu}", flush=True)
     results = []

@@ -137,7 +137,7 @@ def test_gpu_check_fails_clearly_without_a_gpu(tmp_path: Path, capsys):
 
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n")
-    assert gpu_check.main(doc) == 2
+    assert gpu_check.run(doc, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "needs a CUDA GPU" in err and "Nothing was run" in err
     assert doc.read_text() == "# Benchmarks\n"  # nothing written
