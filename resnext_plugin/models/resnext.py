@@ -21,6 +21,7 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..deps import require
 from ..registry import MODELS
 from .arch import ARCH_SETTINGS
 from .blocks import BLOCK_FORMS, EXPANSION, STYLES, Bottleneck, Downsample, make_stage
@@ -83,7 +84,8 @@ def _dcn_cfg(dcn: Any, stage_with_dcn: Any, num_stages: int) -> tuple[Optional[d
                f"ResNeXt: `stage_with_dcn` must have one bool per stage (num_stages="
                f"{num_stages}), got {stage_with_dcn!r}")
         return None, (False,) * num_stages
-    import mmcv.ops  # noqa: F401  registers DCN, DCNv2 and mmcv's other deformable convolutions
+    # registers DCN, DCNv2 and mmcv's other deformable convolutions (needs the compiled mmcv)
+    require("mmcv.ops", "deformable convolution (ResNeXt `dcn`)")
 
     dcn = _layer_cfg("dcn", dcn)
     stages = (False,) * num_stages if stage_with_dcn is None else stage_with_dcn
