@@ -17,6 +17,7 @@ ALLOWED = {
     "models": {"registry", "checkpoint"},
     "complexity": {"models"},
     "convert": {"models", "checkpoint"},
+    "export": {"models", "checkpoint", "registry"},
     "datasets": {"registry", "checkpoint"},
     "perf": set(),
     "engine": {"registry", "checkpoint", "upstream_fixes", "models", "datasets", "perf"},
@@ -24,9 +25,10 @@ ALLOWED = {
     "experiments": {"models", "complexity"},
     "compat": {"models", "registry"},
     "benchmark": {"models", "perf", "engine", "complexity", "demo_data", "upstream_fixes",
-                  "registry", "datasets", "checkpoint"},
+                  "registry", "datasets", "checkpoint", "export"},
     "cli": {"registry", "checkpoint", "upstream_fixes", "models", "complexity", "convert",
-            "datasets", "perf", "engine", "demo_data", "experiments", "compat", "benchmark"},
+            "datasets", "perf", "engine", "demo_data", "experiments", "compat", "benchmark",
+            "export"},
 }
 
 
