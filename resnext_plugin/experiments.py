@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 from .complexity import Complexity, count_flops, count_parameters
+from .paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = "configs/paper"
 #: GPUs of the paper's runs (ImageNet: 8 x 32 images; CIFAR: 8 x 16).
 PAPER_GPUS = 8

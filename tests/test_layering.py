@@ -20,15 +20,16 @@ ALLOWED = {
     "export": {"models", "checkpoint", "registry"},
     "datasets": {"registry", "checkpoint"},
     "perf": set(),
+    "paths": set(),
     "engine": {"registry", "checkpoint", "upstream_fixes", "models", "datasets", "perf"},
     "demo_data": {"registry", "datasets", "models", "checkpoint", "upstream_fixes", "cli"},
-    "experiments": {"models", "complexity"},
+    "experiments": {"models", "complexity", "paths"},
     "compat": {"models", "registry"},
     "benchmark": {"models", "perf", "engine", "complexity", "demo_data", "upstream_fixes",
-                  "registry", "datasets", "checkpoint", "export"},
+                  "registry", "datasets", "checkpoint", "export", "paths"},
     "cli": {"registry", "checkpoint", "upstream_fixes", "models", "complexity", "convert",
             "datasets", "perf", "engine", "demo_data", "experiments", "compat", "benchmark",
-            "export"},
+            "export", "paths"},
 }
 
 
