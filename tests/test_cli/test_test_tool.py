@@ -1,4 +1,4 @@
-"""``tools/test.py``: the options of mmdet's and mmpretrain's own ``tools/test.py`` (issue 10).
+"""``tools/test.py``: the options of mmdet's and mmpretrain's own ``tools/test.py``.
 
 ``--show-dir`` (drawn predictions), ``--tta`` (the config's ``tta_model``/``tta_pipeline``) and
 ``--out x.pkl`` (every prediction, loadable with ``mmengine.load``) on the demo classification and

@@ -1,4 +1,4 @@
-"""The paper's experiments (issue 12): configs/paper/, resnext_plugin.experiments,
+"""The paper's experiments: configs/paper/, resnext_plugin.experiments,
 tools/paper_experiments.py, CheckedCIFAR10/100 and the modern recipes.
 
 Every paper config is built here; the models' parameters are counted exactly and their FLOPs at

@@ -1,4 +1,4 @@
-"""Bad COCO data (issue 7): errors that name the file and the record, or counted skips.
+"""Bad COCO data: errors that name the file and the record, or counted skips.
 
 The validator is checked on small in-memory files; ``CheckedCocoDataset`` on a generated demo COCO
 set, built through mmdet's registry the way the configs build it.

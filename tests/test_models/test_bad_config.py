@@ -1,4 +1,4 @@
-"""Bad configs (issue 7): unknown keys, wrong types and missing imports give errors that name
+"""Bad configs: unknown keys, wrong types and missing imports give errors that name
 the key, the argument or the module."""
 from __future__ import annotations
 

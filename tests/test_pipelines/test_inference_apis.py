@@ -1,4 +1,4 @@
-"""The official inference APIs on the project's configs (issue 10).
+"""The official inference APIs on the project's configs.
 
 mmpretrain's ``ImageClassificationInferencer`` and ``inference_model``, mmdet's ``DetInferencer``
 and ``inference_detector``, each fed an image file and the same image as an array, on the
