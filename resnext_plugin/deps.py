@@ -18,7 +18,8 @@ FRAMEWORKS: dict[str, tuple[str, str, str]] = {
     "mmcv": ("`mmcv` or `mmcv-lite`", "`onedl-mmcv`", "[openmmlab-lite], [openmmlab] or [onedl]"),
     "mmcv.ops": ("the compiled `mmcv` (not `mmcv-lite`)", "`onedl-mmcv` built with its ops",
                  "[openmmlab] or [onedl]"),
-    "mmpretrain": ("`mmpretrain`", "`onedl-mmpretrain`", "[openmmlab-lite], [openmmlab] or [onedl]"),
+    "mmpretrain": ("`mmpretrain`", "`onedl-mmpretrain`",
+                   "[openmmlab-lite], [openmmlab] or [onedl]"),
     "mmdet": ("`mmdet`", "`onedl-mmdetection`", "[openmmlab] or [onedl]"),
 }
 

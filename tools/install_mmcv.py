@@ -8,10 +8,13 @@ wheel once per *build key* and keeps it in a cache shared by every clone on the 
         mmcv-2.1.0-cp311-cp311-linux_x86_64.whl
         manifest.json     # the full key, the wheel's name, size and sha256
 
-The key holds everything the compiled extension depends on: the mmcv version (the pin in
-``requirements/constraints.txt``), torch's version and git revision, its CUDA version and whether
-the build compiles CUDA ops, the C++ ABI flag, the Python tag and the platform, plus the mmcv
-build variables set in the environment (``MMCV_WITH_OPS``, ``FORCE_CUDA``, ``TORCH_CUDA_ARCH_LIST``
+The key holds everything the compiled extension depends on: the mmcv distribution (``mmcv``, or
+``onedl-mmcv`` for the OneDL stack: ``--dist``) and its version (the pin in the stack's constraints
+file, ``requirements/constraints.txt`` or ``requirements/stack-<name>.txt``), so each stack that
+builds a different mmcv has entries of its own; torch's version and git revision, its CUDA version
+and whether the build compiles CUDA ops, the C++ ABI flag, the Python tag and the platform, plus
+the mmcv build variables set in the environment (``MMCV_WITH_OPS``, ``FORCE_CUDA``,
+``TORCH_CUDA_ARCH_LIST``
 ...). A cached wheel is never trusted blindly: its manifest must name this exact key, its sha256
 and size must match and its zip members must pass their CRC checks; after installing it,
 ``mmcv.ops`` must import and run ``nms`` and ``RoIAlign`` on the CPU with known results. Any
@@ -25,6 +28,8 @@ Example (what ``make install`` runs)::
 
     python tools/install_mmcv.py --python .venv/bin/python \\
         --constraints requirements/constraints.txt --uv "python3 -m uv"
+    MMCV_WITH_OPS=1 python tools/install_mmcv.py --python .venv-onedl/bin/python \\
+        --dist onedl-mmcv --constraints requirements/stack-onedl.txt   # make install STACK=onedl
 """
 from __future__ import annotations
 
@@ -119,12 +124,22 @@ class BuildKey:
     python: str
     platform: str
     build_env: tuple[tuple[str, str], ...] = ()
+    #: The distribution built (``mmcv`` or ``onedl-mmcv``). Left out of the stored key when it is
+    #: ``mmcv``, so entries written before this field existed keep their folder and stay valid.
+    dist: str = "mmcv"
 
     def as_dict(self) -> dict:
         """The key as JSON-compatible data (what the manifest stores)."""
         data = asdict(self)
         data["build_env"] = [list(pair) for pair in self.build_env]
+        if self.dist == "mmcv":
+            del data["dist"]
         return data
+
+    @property
+    def wheel_prefix(self) -> str:
+        """How this key's wheel file name starts (``mmcv-2.1.0-``, ``onedl_mmcv-2.3.6-``)."""
+        return f"{wheel_name_of(self.dist)}-{self.mmcv}-"
 
     @classmethod
     def from_dict(cls, data: dict) -> BuildKey:
@@ -144,8 +159,14 @@ class BuildKey:
         """Readable folder name; the hash covers every field, so different keys never share it."""
         digest = hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()
         torch_version = re.sub(r"[^A-Za-z0-9.+_-]", "_", self.torch)
-        return (f"mmcv-{self.mmcv}_torch-{torch_version}_{self.ops}_{self.python}_"
+        return (f"{self.dist}-{self.mmcv}_torch-{torch_version}_{self.ops}_{self.python}_"
                 f"{self.platform}_{digest[:12]}")
+
+
+def wheel_name_of(dist: str) -> str:
+    """A distribution's name as wheel file names spell it (PEP 427: ``onedl-mmcv`` ->
+    ``onedl_mmcv``)."""
+    return re.sub(r"[-_.]+", "_", dist).lower()
 
 
 def log(message: str) -> None:
@@ -164,23 +185,27 @@ def default_cache_root(env: dict[str, str] | None = None) -> Path:
     return base / "resnext_plugin" / "mmcv-wheels"
 
 
-def mmcv_pin(constraints: str | os.PathLike) -> str:
-    """The ``mmcv==X`` version pinned in the constraints file.
+def mmcv_pin(constraints: str | os.PathLike, dist: str = "mmcv") -> str:
+    """The ``<dist>==X`` version pinned in the constraints file (``dist``: ``mmcv`` by default).
 
     Raises:
-        InstallError: the file is missing or pins no exact mmcv version.
+        InstallError: the file is missing or pins no exact version of ``dist``.
     """
     path = Path(constraints)
     if not path.is_file():
         raise InstallError(f"constraints file {path} does not exist")
+    name = re.escape(dist)
     for line in path.read_text().splitlines():
-        match = re.fullmatch(r"\s*mmcv\s*==\s*([A-Za-z0-9.+!-]+)\s*(#.*)?", line)
+        match = re.fullmatch(rf"\s*{name}\s*==\s*([A-Za-z0-9.+!-]+)\s*(#.*)?", line,
+                             flags=re.IGNORECASE)
         if match:
             return match.group(1)
-    raise InstallError(f"{path} pins no exact mmcv version (expected a line 'mmcv==X.Y.Z')")
+    raise InstallError(f"{path} pins no exact {dist} version (expected a line "
+                       f"'{dist}==X.Y.Z')")
 
 
-def probe_build_key(python: str, mmcv_version: str, env: dict[str, str] | None = None) -> BuildKey:
+def probe_build_key(python: str, mmcv_version: str, env: dict[str, str] | None = None,
+                    dist: str = "mmcv") -> BuildKey:
     """Ask ``python`` (the target interpreter, torch installed) for the build key.
 
     Raises:
@@ -193,7 +218,7 @@ def probe_build_key(python: str, mmcv_version: str, env: dict[str, str] | None =
                            f"{result.stderr.strip()}")
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     build_env = tuple((name, env[name]) for name in BUILD_ENV_VARS if env.get(name))
-    return BuildKey(mmcv=mmcv_version, build_env=build_env, **facts)
+    return BuildKey(mmcv=mmcv_version, build_env=build_env, dist=dist, **facts)
 
 
 def sha256_of(path: Path) -> str:
@@ -228,9 +253,9 @@ def verify_entry(entry: Path, key: BuildKey) -> Path:
                    for name, value in asdict(cached_key).items() if getattr(key, name) != value}
         raise CacheEntryError(f"built for another key: {changed} (cached, wanted)")
     name = manifest["wheel"]
-    if not (isinstance(name, str) and name.startswith(f"mmcv-{key.mmcv}-")
+    if not (isinstance(name, str) and name.startswith(key.wheel_prefix)
             and name.endswith(".whl") and "/" not in name):
-        raise CacheEntryError(f"manifest names {name!r}, not an mmcv {key.mmcv} wheel")
+        raise CacheEntryError(f"manifest names {name!r}, not a {key.dist} {key.mmcv} wheel")
     wheel = entry / name
     if not wheel.is_file():
         raise CacheEntryError(f"{wheel} is missing")
@@ -312,7 +337,7 @@ def cached_or_built_wheel(cache_root: Path, key: BuildKey,
             log(f"cache entry {entry} rejected, rebuilding: {err}")
             shutil.rmtree(entry)
     else:
-        log(f"no cached wheel for this key ({entry}); building mmcv {key.mmcv} from source")
+        log(f"no cached wheel for this key ({entry}); building {key.dist} {key.mmcv} from source")
     for leftover in cache_root.glob(_staging_prefix(key) + "*"):
         log(f"removing {leftover}, left by an interrupted build")
         shutil.rmtree(leftover, ignore_errors=True)
@@ -388,7 +413,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--python", required=True,
                         help="the virtual environment's interpreter (torch already installed)")
     parser.add_argument("--constraints", default="requirements/constraints.txt",
-                        help="the pins (mmcv==X is read from it; every install step uses it)")
+                        help="the pins (<dist>==X is read from it; every install step uses it)")
+    parser.add_argument("--dist", default="mmcv",
+                        help="the mmcv distribution to build: mmcv (upstream) or onedl-mmcv")
     parser.add_argument("--uv", default="uv", help="how to run uv, e.g. 'python3 -m uv'")
     parser.add_argument("--cache-dir", default=None,
                         help=f"the wheel cache (default: ${CACHE_ENV}, else "
@@ -402,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     target = ["--python", args.python]
     pins = ["-c", args.constraints]
     try:
-        version = mmcv_pin(args.constraints)
+        version = mmcv_pin(args.constraints, args.dist)
     except InstallError as err:
         print(f"install_mmcv: error: {err}", file=sys.stderr)
         return 1
@@ -412,20 +439,21 @@ def main(argv: list[str] | None = None) -> int:
         _run([*uv_pip, "install", *target, *pins, "pip"])
         try:
             _run([args.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-                  "--no-binary", "mmcv", "--wheel-dir", str(out_dir), f"mmcv=={version}"])
+                  "--no-binary", args.dist, "--wheel-dir", str(out_dir),
+                  f"{args.dist}=={version}"])
         finally:
             _run([*uv_pip, "uninstall", *target, "pip"])
-        wheels = list(out_dir.glob(f"mmcv-{version}-*.whl"))
+        wheels = list(out_dir.glob(f"{key.wheel_prefix}*.whl"))
         if len(wheels) != 1:
             raise InstallError(f"pip wheel left {[w.name for w in out_dir.iterdir()]} in "
-                               f"{out_dir}, expected one mmcv-{version} wheel")
+                               f"{out_dir}, expected one {args.dist} {version} wheel")
         return wheels[0]
 
     def install(wheel: Path) -> None:
-        _run([*uv_pip, "install", *target, *pins, "--reinstall-package", "mmcv", str(wheel)])
+        _run([*uv_pip, "install", *target, *pins, "--reinstall-package", args.dist, str(wheel)])
 
     try:
-        key = probe_build_key(args.python, version)
+        key = probe_build_key(args.python, version, dist=args.dist)
         cache_root = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_root()
         log(f"key {key.as_dict()}")
         provide_mmcv(cache_root, key, build, install,

@@ -59,13 +59,46 @@ def zoo_checkpoint_path(name: str) -> str:
     return cached_download(url)
 
 
+class CheckpointDownloadError(OSError):
+    """A checkpoint could not be downloaded; the message says where to place the file instead."""
+
+
+def hub_checkpoint_dir() -> str:
+    """Torch's hub cache for checkpoints (``$TORCH_HOME/hub/checkpoints``, default
+    ``~/.cache/torch/hub/checkpoints``): where mmengine's ``load_from_http`` and this module look
+    for a downloaded file before downloading it."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def download_failure_message(url: str, path: str, reason: BaseException) -> str:
+    """One message for a failed download: the URL, the file, the folder and the converter."""
+    return (f"cannot download checkpoint {url} ({type(reason).__name__}: {reason}). "
+            f"Offline, or if the server refuses (download.openmmlab.com's certificate expired in "
+            f"August 2025): fetch {os.path.basename(path)} on a machine that can, and place it in "
+            f"{os.path.dirname(path)}/ (torch's hub cache, $TORCH_HOME/hub/checkpoints; "
+            f"mmengine's load_from_http uses the same folder); the same config then loads it "
+            f"without network (weights-only). Weights from other sources (torchvision, timm, "
+            f"mmpretrain, mmdet, detectron2): convert them with tools/convert_checkpoint.py "
+            f"(`python tools/convert_checkpoint.py --help`) and give the result as the checkpoint "
+            f"path.")
+
+
 def cached_download(url: str) -> str:
-    """The file of ``url`` in torch's hub cache, downloaded (atomically, by torch) if missing."""
-    cache_dir = os.path.join(torch.hub.get_dir(), "checkpoints")
+    """The file of ``url`` in torch's hub cache, downloaded (atomically, by torch) if missing.
+
+    Raises:
+        CheckpointDownloadError: the download failed (no network, refused, certificate, HTTP
+            error); the message names the URL, the file and the folder to place it in.
+    """
+    cache_dir = hub_checkpoint_dir()
     path = os.path.join(cache_dir, os.path.basename(url.split("?")[0]))
     if not os.path.isfile(path):
         os.makedirs(cache_dir, exist_ok=True)
-        torch.hub.download_url_to_file(url, path)
+        try:
+            torch.hub.download_url_to_file(url, path, progress=False)
+        except (OSError, ValueError) as err:  # URLError, HTTPError, ssl errors, timeouts
+            # Not chained: the message is the whole story, not urllib's traceback.
+            raise CheckpointDownloadError(download_failure_message(url, path, err)) from None
     return path
 
 

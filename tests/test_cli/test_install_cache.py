@@ -54,7 +54,8 @@ def test_key_folder_differs_for_every_field_and_is_stable():
                 replace(KEY, torch_git="def456"), replace(KEY, cuda="12.6"),
                 replace(KEY, ops="cuda"), replace(KEY, cxx11_abi=0),
                 replace(KEY, python="cp312"), replace(KEY, platform="linux-aarch64"),
-                replace(KEY, build_env=(("TORCH_CUDA_ARCH_LIST", "8.0"),))]
+                replace(KEY, build_env=(("TORCH_CUDA_ARCH_LIST", "8.0"),)),
+                replace(KEY, dist="onedl-mmcv")]
     names = {KEY.dirname()} | {variant.dirname() for variant in variants}
     assert len(names) == len(variants) + 1
     assert KEY.dirname() == replace(KEY).dirname()
@@ -199,6 +200,7 @@ def test_probe_reports_this_interpreters_torch():
 
 
 def test_smoke_test_passes_on_the_installed_mmcv_and_fails_on_a_broken_one(tmp_path):
+    pytest.importorskip("mmcv.ops", reason="needs the compiled mmcv (this stack has mmcv-lite)")
     import mmcv
 
     install_mmcv.run_smoke_test(sys.executable, mmcv.__version__)
@@ -218,3 +220,37 @@ def test_command_line_names_a_bad_constraints_file(tmp_path):
                              "--python", sys.executable, "--constraints",
                              str(tmp_path / "nope.txt")], capture_output=True, text=True)
     assert result.returncode == 1 and "nope.txt does not exist" in result.stderr
+
+
+def test_keys_of_upstream_mmcv_keep_their_folder_and_onedl_has_its_own(tmp_path):
+    # Entries written before the distribution was part of the key stay valid for upstream mmcv.
+    assert "dist" not in KEY.as_dict() and KEY.dirname().startswith("mmcv-2.1.0_torch-")
+    onedl = replace(KEY, mmcv="2.3.6", dist="onedl-mmcv")
+    assert onedl.as_dict()["dist"] == "onedl-mmcv"
+    assert install_mmcv.BuildKey.from_dict(onedl.as_dict()) == onedl
+    assert onedl.dirname().startswith("onedl-mmcv-2.3.6_") and onedl.wheel_prefix == (
+        "onedl_mmcv-2.3.6-")
+    constraints = tmp_path / "stack.txt"
+    constraints.write_text("torch==2.13.0\nonedl-mmcv==2.3.6  # built from its sdist\n")
+    assert install_mmcv.mmcv_pin(constraints, "onedl-mmcv") == "2.3.6"
+    with pytest.raises(install_mmcv.InstallError, match="pins no exact mmcv version"):
+        install_mmcv.mmcv_pin(constraints)
+
+
+def test_an_onedl_wheel_is_stored_under_its_key_and_an_upstream_name_is_refused(tmp_path):
+    key = replace(KEY, mmcv="2.3.6", dist="onedl-mmcv")
+
+    def build(out_dir: Path) -> Path:
+        wheel = out_dir / "onedl_mmcv-2.3.6-cp311-cp311-linux_x86_64.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr("mmcv/_ext.so", b"ops")
+        return wheel
+
+    wheel, built = install_mmcv.cached_or_built_wheel(tmp_path, key, build)
+    assert built and wheel.parent.name == key.dirname()
+    assert install_mmcv.verify_entry(wheel.parent, key) == wheel
+    manifest = json.loads((wheel.parent / install_mmcv.MANIFEST).read_text())
+    manifest["wheel"] = "mmcv-2.3.6-cp311-cp311-linux_x86_64.whl"
+    (wheel.parent / install_mmcv.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(install_mmcv.CacheEntryError, match="not a onedl-mmcv 2.3.6 wheel"):
+        install_mmcv.verify_entry(wheel.parent, key)
