@@ -14,7 +14,7 @@ file, ``requirements/constraints.txt`` or ``requirements/stack-<name>.txt``), so
 builds a different mmcv has entries of its own; torch's version and git revision, its CUDA version
 and whether the build compiles CUDA ops, the C++ ABI flag, the Python tag and the platform, plus
 the mmcv build variables set in the environment (``MMCV_WITH_OPS``, ``FORCE_CUDA``,
-``TORCH_CUDA_ARCH_LIST``
+``TORCH_CUDA_ARCH_LIST``,
 ...). A cached wheel is never trusted blindly: its manifest must name this exact key, its sha256
 and size must match and its zip members must pass their CRC checks; after installing it,
 ``mmcv.ops`` must import and run ``nms`` and ``RoIAlign`` on the CPU with known results. Any
