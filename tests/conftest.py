@@ -31,10 +31,10 @@ def _drop_new_default_scopes() -> Iterator[None]:
     the scopes created meanwhile so that the next test builds in the scope it asks for."""
     from mmengine.registry import DefaultScope
 
-    before = set(DefaultScope._instance_dict)
-    yield
-    for name in set(DefaultScope._instance_dict) - before:
-        del DefaultScope._instance_dict[name]
+    from resnext_plugin.engine.instances import forget_new_global_instances
+
+    with forget_new_global_instances(DefaultScope):
+        yield
 
 
 @pytest.fixture(autouse=True)
