@@ -19,10 +19,11 @@ BACKBONES = MODELS
 HOOKS = Registry(
     "hook", parent=MMENGINE_HOOKS, scope="resnext_plugin", locations=["resnext_plugin.engine.hooks"]
 )
-# Datasets and transforms register on first lookup; coco.py imports mmdet, so it is not imported
-# with the package.
+# Datasets and transforms register on first lookup; the data sets import mmpretrain or mmdet, so
+# they are not imported with the package, and one whose framework is missing names it
+# (datasets/registration.py).
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope="resnext_plugin",
-                    locations=["resnext_plugin.datasets", "resnext_plugin.datasets.coco"])
+                    locations=["resnext_plugin.datasets.registration"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope="resnext_plugin",
                       locations=["resnext_plugin.datasets.transforms"])
 OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope="resnext_plugin",
