@@ -6,7 +6,6 @@ inference at a batch size and one training step (forward, backward, SGD step).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
@@ -23,6 +22,28 @@ from resnext_plugin.models.fuse import fuse_conv_bn
 
 PEERS = ("mmpretrain", "mmdet", "torchvision")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+@dataclass(frozen=True)
+class TimingOptions:
+    """How the candidates of a case are timed.
+
+    Attributes:
+        repeats: Timed interleaved rounds (four times as many for batches <= 4).
+        warmup: Untimed calls per candidate after the first one.
+        clock: A key of :data:`CLOCKS`: ``'wall'`` or ``'cpu'`` (this process's CPU time).
+        verbose: Log every call.
+    """
+
+    repeats: int = 7
+    warmup: int = 2
+    clock: str = "wall"
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1 or self.warmup < 0 or self.clock not in CLOCKS:
+            raise ValueError(f"TimingOptions: need repeats >= 1, warmup >= 0 and clock in "
+                             f"{sorted(CLOCKS)}; got {self}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,11 +315,12 @@ def _max_rel_diff(out: Any, reference: torch.Tensor) -> float:
 
 
 def run_case(case: Case, variants: list[Variant], arch: Arch, weights: dict,
-             args: argparse.Namespace, device: torch.device, flops_per_image: int,
+             device: torch.device, *, size: int, timing: TimingOptions, flops_per_image: int,
              rates: dict[str, dict[str, float]]) -> None:
-    """Build the case's candidates, time them interleaved, fill ``case.rows``."""
+    """Build the case's candidates, time them interleaved on ``size`` x ``size`` inputs, fill
+    ``case.rows``."""
     torch.manual_seed(0)
-    x = torch.randn(case.batch, 3, args.size, args.size, device=device)
+    x = torch.randn(case.batch, 3, size, size, device=device)
     chosen = [v for v in variants if v.train or not case.training]
     reference = None
     if not case.training:
@@ -320,14 +342,14 @@ def run_case(case: Case, variants: list[Variant], arch: Arch, weights: dict,
             diffs[variant.name] = _max_rel_diff(out, reference)
 
     def progress(phase: str, name: str) -> None:
-        if args.verbose:
+        if timing.verbose:
             _log(f"[{case.name}] {phase} {name}")
 
-    rounds = args.repeats * (4 if case.batch <= 4 else 1)  # short calls: more rounds
+    rounds = timing.repeats * (4 if case.batch <= 4 else 1)  # short calls: more rounds
     _log(f"[{case.name}] warm-up and {rounds} interleaved rounds of {len(steps)} "
          f"candidates ({perf.load_average()})")
-    timings = perf.interleaved_timings(steps, rounds, args.warmup, device, progress,
-                                       clock=CLOCKS[args.clock])
+    timings = perf.interleaved_timings(steps, rounds, timing.warmup, device, progress,
+                                       clock=CLOCKS[timing.clock])
     work = flops_per_image * case.batch * (3 if case.training else 1)
     for variant in chosen:
         timing = timings[variant.name]
@@ -345,8 +367,6 @@ def run_case(case: Case, variants: list[Variant], arch: Arch, weights: dict,
         if row.precision in rates["mm"]:
             row.mm_fraction = row.gflops / rates["mm"][row.precision]
             row.conv_fraction = row.gflops / rates["conv"][row.precision]
-
-
 
 
 def measure_rates(device: torch.device, variants: list[Variant],
@@ -420,6 +440,3 @@ def best_lines(cases: list[Case], targets: dict[str, float]) -> list[str]:
             lines.append(f"best plugin, {label:<13} {case.name:<12} {best.variant:<24} "
                          f"{best.ratio:.2f}x (by minimum {best.ratio_min:.2f}x){verdict}")
     return lines
-
-
-environment_lines = perf.environment_lines

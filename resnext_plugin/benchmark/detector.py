@@ -4,17 +4,17 @@ same config with the backbone swapped to ``resnext_plugin.ResNeXt`` (``tools/ben
 """
 from __future__ import annotations
 
-import argparse
 import copy
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
 from resnext_plugin import perf
 
-from .backbone import CLOCKS, Arch, Row, _log, _set_ratios
+from .backbone import CLOCKS, Arch, Row, TimingOptions, _log, _set_ratios
 
 #: mmdet's ResNeXt Mask R-CNN config (inside the installed package's ``.mim/configs``).
 STOCK_DETECTOR = "mask_rcnn/mask-rcnn_x101-32x4d_fpn_1x_coco.py"
@@ -36,9 +36,8 @@ def detector_configs(arch: Arch) -> dict[str, dict]:
     ours["backbone"] = backbone
     configs = {"mmdet-stock": stock, "plugin": ours}
     configs["plugin-cl"] = _with_backbone(ours, channels_last=True)
-    if has_fold_frozen_bn():
-        configs["plugin-fold"] = _with_backbone(ours, fold_frozen_bn=True)
-        configs["plugin-cl-fold"] = _with_backbone(ours, channels_last=True, fold_frozen_bn=True)
+    configs["plugin-fold"] = _with_backbone(ours, fold_frozen_bn=True)
+    configs["plugin-cl-fold"] = _with_backbone(ours, channels_last=True, fold_frozen_bn=True)
     return configs
 
 
@@ -48,24 +47,14 @@ def _with_backbone(model: dict, **settings) -> dict:
     return out
 
 
-def has_fold_frozen_bn() -> bool:
-    """Whether the plugin's backbone has the ``fold_frozen_bn`` option."""
-    import inspect
-
-    from resnext_plugin.models import ResNeXt
-
-    return "fold_frozen_bn" in inspect.signature(ResNeXt).parameters
-
-
 #: Variants whose whole model (FPN and heads too) is converted to channels_last after building.
 WHOLE_MODEL_CHANNELS_LAST = ("plugin-cl-fold-all",)
 
 
 def detector_variants(arch: Arch) -> dict[str, dict]:
-    """:func:`detector_configs` plus the whole-model channels_last variant (if fold exists)."""
+    """:func:`detector_configs` plus the whole-model channels_last variant."""
     configs = detector_configs(arch)
-    if "plugin-cl-fold" in configs:
-        configs["plugin-cl-fold-all"] = copy.deepcopy(configs["plugin-cl-fold"])
+    configs["plugin-cl-fold-all"] = copy.deepcopy(configs["plugin-cl-fold"])
     return configs
 
 
@@ -82,7 +71,24 @@ def parse_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def run_detector(args: argparse.Namespace, arch: Arch, device: torch.device) -> list[Row]:
+@dataclass(frozen=True)
+class DetectorOptions:
+    """What :func:`run_detector` times.
+
+    Attributes:
+        image_hw: Input height and width (:func:`parse_size` reads ``'800x1333'``).
+        batch: Images per iteration.
+        variants: The candidates to run (``None``: all of :func:`detector_variants`).
+        timing: Rounds, warm-up and clock.
+    """
+
+    image_hw: tuple[int, int] = (512, 512)
+    batch: int = 1
+    variants: Optional[frozenset[str]] = None
+    timing: TimingOptions = field(default_factory=TimingOptions)
+
+
+def run_detector(options: DetectorOptions, arch: Arch, device: torch.device) -> list[Row]:
     """Time one Mask R-CNN training iteration (``train_step``) per candidate, interleaved.
 
     Every candidate loads the same weights; its first iteration's loss is compared with the
@@ -102,8 +108,8 @@ def run_detector(args: argparse.Namespace, arch: Arch, device: torch.device) -> 
     # init_weights logs every parameter at INFO: keep the table readable
     MMLogger.get_instance("resnext_benchmark", log_level="WARNING")
     configs = detector_variants(arch)
-    names = [n for n in configs if args.variants is None or n in args.variants]
-    height, width = parse_size(str(args.det_size))
+    names = [n for n in configs if options.variants is None or n in options.variants]
+    height, width = options.image_hw
     models: dict[str, nn.Module] = {}
     for name in names:
         _log(f"[detector] building {name}")
@@ -115,7 +121,7 @@ def run_detector(args: argparse.Namespace, arch: Arch, device: torch.device) -> 
     for name in names:
         if name in WHOLE_MODEL_CHANNELS_LAST:
             to_channels_last(models[name])
-    batch = getattr(args, "det_batch", 1)
+    batch = options.batch
     data = demo_mm_inputs(batch_size=batch, image_shapes=[(3, height, width)] * batch,
                           num_items=[8] * batch, num_classes=80, with_mask=True,
                           device=device.type)
@@ -133,9 +139,10 @@ def run_detector(args: argparse.Namespace, arch: Arch, device: torch.device) -> 
         steps[name] = step
         _log(f"[detector] first iteration of {name}")
         first_loss[name] = float(step()["loss"])
-    _log(f"[detector] warm-up and {args.repeats} interleaved rounds ({perf.load_average()})")
-    timings = perf.interleaved_timings(steps, args.repeats, args.warmup, device,
-                                       clock=CLOCKS[args.clock])
+    timing = options.timing
+    _log(f"[detector] warm-up and {timing.repeats} interleaved rounds ({perf.load_average()})")
+    timings = perf.interleaved_timings(steps, timing.repeats, timing.warmup, device,
+                                       clock=CLOCKS[timing.clock])
     reference = first_loss.get("mmdet-stock", first_loss[names[0]])
     rows = []
     for name in names:

@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "benchmarks.md"
+from resnext_plugin.paths import DOCS, REPO_ROOT, TOOLS
+
+from .scenarios import smoke_scenarios
+
+DOC = DOCS / "benchmarks.md"
 BEGIN = "<!-- gpu-check:begin -->"
 END = "<!-- gpu-check:end -->"
 #: Seconds per step; together under ten minutes with start-up.
 LIMITS = {"tests": 140, "benchmark": 200, "training": 180}
-OUT_DIR = ROOT / "work_dirs" / "gpu_check"
+OUT_DIR = REPO_ROOT / "work_dirs" / "gpu_check"
 
 
 class NoGpuError(RuntimeError):
@@ -67,7 +70,7 @@ class Step:
     def run(self) -> "Step":
         begin = time.perf_counter()
         try:
-            result = subprocess.run(self.command, cwd=ROOT, capture_output=True, text=True,
+            result = subprocess.run(self.command, cwd=REPO_ROOT, capture_output=True, text=True,
                                     timeout=self.limit, check=False)
             self.returncode, self.output = result.returncode, result.stdout + result.stderr
         except subprocess.TimeoutExpired as err:
@@ -84,17 +87,17 @@ class Step:
 
 def steps(python: str = sys.executable, out_dir: Path = OUT_DIR) -> list[Step]:
     """The three steps, as commands."""
-    tools = ROOT / "tools"
+    benchmark = str(TOOLS / "benchmark.py")
     return [
         Step("CUDA tests", [python, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider",
-                            str(ROOT / "tests")], LIMITS["tests"]),
+                            str(REPO_ROOT / "tests")], LIMITS["tests"]),
         Step("backbone benchmark (CUDA)", [
-            python, str(tools / "benchmark.py"), "--device", "cuda", "--repeats", "5",
+            python, benchmark, "backbone", "--device", "cuda", "--repeats", "5",
             "--batch", "64", "--train-batch", "64", "--json", str(out_dir / "backbone.json"),
             "--variants", "plugin,plugin-cl,plugin-fused-cl,plugin-cl-compile,plugin-bf16-cl,"
             "plugin-fp16-cl"], LIMITS["benchmark"]),
         Step("AMP training, demo configs (tools/train.py)", [
-            python, str(tools / "benchmark.py"), "--runner", "--scenarios", "cls-demo,det-demo",
+            python, benchmark, "runner", "--scenarios", ",".join(smoke_scenarios()),
             "--rounds", "1", "--amp", "--quick", "--out", str(out_dir / "runner"),
             "--candidates", "plugin-cl-amp,plugin-cl-fold-amp",
             "--markdown", str(out_dir / "runner.md")], LIMITS["training"]),

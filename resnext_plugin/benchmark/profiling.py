@@ -1,10 +1,10 @@
 """Where a training iteration's time goes: ``torch.profiler`` by operator and by kind, and the
 bytes BatchNorm moves (the prediction for ``fold_frozen_bn``).
 
-``tools/benchmark.py --profile det-demo|det-800x1333|cls-224`` prints, for one training
-iteration (after warm-up): the top operators by self CPU time, the time per kind (convolution
-forward/backward, BatchNorm, pointwise, RoI ops, optimiser, ...), and the BatchNorm traffic with
-the time it predicts at the machine's measured copy bandwidth.
+``tools/benchmark.py profile SCENARIO`` (any of :data:`~.scenarios.SCENARIOS`) prints, for one
+training iteration (after warm-up): the top operators by self CPU time, the time per kind
+(convolution forward/backward, BatchNorm, pointwise, RoI ops, optimiser, ...), and the BatchNorm
+traffic with the time it predicts at the machine's measured copy bandwidth.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from resnext_plugin import perf
 
-ROOT = Path(__file__).resolve().parents[2]
+from .scenarios import ScenarioSpec, get_scenarios
 
 #: Operator name fragments -> kind, first match wins (backward ops before forward ones).
 KINDS = (
@@ -186,9 +186,11 @@ def detector_step(config: Path, image_hw: tuple[int, int], batch: int,
     return model, step
 
 
-def classifier_step(size: int, batch: int, backbone: Optional[dict] = None, seed: int = 0
+def classifier_step(config: Path, image_hw: tuple[int, int], batch: int,
+                    backbone: Optional[dict] = None, seed: int = 0
                     ) -> tuple[nn.Module, Callable[[], Any]]:
-    """The demo classification config's model and one training step on random images."""
+    """The classification model of ``config`` and one training step on ``batch`` random images
+    of ``image_hw``."""
     from mmengine.config import Config
     from mmengine.optim import OptimWrapper
     from mmpretrain.registry import MODELS
@@ -196,7 +198,7 @@ def classifier_step(size: int, batch: int, backbone: Optional[dict] = None, seed
     from mmpretrain.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(str(ROOT / "configs/demo/resnext50_32x4d_imagenet_demo.py"))
+    cfg = Config.fromfile(str(config))
     if backbone:
         cfg.model.backbone.update(backbone)
     cfg.model.data_preprocessor = dict(type="ClsDataPreprocessor", **cfg.data_preprocessor)
@@ -205,7 +207,7 @@ def classifier_step(size: int, batch: int, backbone: Optional[dict] = None, seed
     model.init_weights()
     model.train()
     generator = torch.Generator().manual_seed(seed)
-    images = [torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator)
+    images = [torch.randint(0, 256, (3, *image_hw), dtype=torch.uint8, generator=generator)
               for _ in range(batch)]
     samples = [DataSample().set_gt_label(i % 10) for i in range(batch)]
     data = dict(inputs=images, data_samples=samples)
@@ -218,29 +220,21 @@ def classifier_step(size: int, batch: int, backbone: Optional[dict] = None, seed
     return model, step
 
 
-def profiles(name: str) -> tuple[str, Callable[[Optional[dict]], tuple[nn.Module, Callable]]]:
-    """``(description, build)`` of a profile scenario by name; ``build(backbone_settings)``."""
-    det_demo = ROOT / "configs/demo/mask-rcnn_resnext50-32x4d_fpn_demo.py"
-    det_1x = ROOT / "configs/mask-rcnn_resnext50-32x4d_fpn_1x_coco.py"
-    known = {
-        "det-demo": ("Mask R-CNN demo config, 4 images of 96x96",
-                     lambda b: detector_step(det_demo, (96, 96), 4, b)),
-        "det-800x1333": ("Mask R-CNN 1x config, 1 image of 800x1333",
-                         lambda b: detector_step(det_1x, (800, 1333), 1, b)),
-        "cls-demo": ("classification demo config, 32 images of 24x24",
-                     lambda b: classifier_step(24, 32, b)),
-        "cls-224": ("classification demo config, 16 images of 224x224",
-                    lambda b: classifier_step(224, 16, b)),
-    }
-    if name not in known:
-        raise ValueError(f"--profile: unknown {name!r}; known: {', '.join(known)}")
-    return known[name]
+#: How a scenario's training step is built, per task.
+STEPS = {"cls": classifier_step, "det": detector_step}
+
+
+def build_step(spec: ScenarioSpec, backbone: Optional[dict] = None
+               ) -> tuple[nn.Module, Callable[[], Any]]:
+    """The model of scenario ``spec`` and one training iteration of it (``backbone``: settings
+    on top of the config's backbone)."""
+    return STEPS[spec.task](spec.config_path, spec.image_hw, spec.batch, backbone)
 
 
 def report(name: str, backbone: Optional[dict] = None, top: int = 15) -> str:
     """Profile one iteration of scenario ``name`` and describe it (markdown)."""
-    description, build = profiles(name)
-    model, step = build(backbone)
+    (spec,) = get_scenarios([name], option="profile")
+    model, step = build_step(spec, backbone)
     begin = time.perf_counter()
     step()  # warm-up (also allocator and oneDNN primitive caches)
     warm = time.perf_counter() - begin
@@ -252,7 +246,7 @@ def report(name: str, backbone: Optional[dict] = None, top: int = 15) -> str:
     total = sum(op.self_seconds for op in ops)
     traffic = norm_traffic(model, step)
     bandwidth = copy_bandwidth()
-    lines = [f"#### profile {name}: {description}; backbone settings {backbone or {}}", "",
+    lines = [f"#### profile {name}: {spec.description}; backbone settings {backbone or {}}", "",
              f"* {perf.load_average()}; first call {warm:.2f} s, unprofiled call {plain:.2f} s, "
              f"profiled ops' self time {total:.2f} s", "",
              "| operator | calls | self s | share |", "|---|--:|--:|--:|"]

@@ -16,8 +16,8 @@ runs of one round are adjacent in time) and the median over rounds is reported.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -27,21 +27,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .detector import has_fold_frozen_bn
+from resnext_plugin import perf
+from resnext_plugin.paths import REPO_ROOT, TOOLS
 
-ROOT = Path(__file__).resolve().parents[2]
-TRAIN_TOOL = ROOT / "tools" / "train.py"
-CLS_DEMO = ROOT / "configs" / "demo" / "resnext50_32x4d_imagenet_demo.py"
-DET_DEMO = ROOT / "configs" / "demo" / "mask-rcnn_resnext50-32x4d_fpn_demo.py"
-DET_1X = ROOT / "configs" / "mask-rcnn_resnext50-32x4d_fpn_1x_coco.py"
+from .scenarios import SCENARIOS, ScenarioSpec, get_scenarios
 
-SCENARIOS = ("cls-demo", "cls-224", "det-demo", "det-800x1333")
+TRAIN_TOOL = TOOLS / "train.py"
+CLS_DEMO = SCENARIOS["cls-demo"].config_path
+DET_DEMO = SCENARIOS["det-demo"].config_path
+
 MMPRETRAIN_BACKBONE = dict(_delete_=True, type="ResNeXt", depth=50, groups=32, width_per_group=4,
                            num_stages=4, out_indices=(3,), style="pytorch")
 MMDET_BACKBONE = dict(_delete_=True, type="ResNeXt", depth=50, groups=32, base_width=4,
                       num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1,
                       norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True,
                       style="pytorch", init_cfg=None)
+#: The framework's own backbone, per task: what a stock candidate runs.
+STOCK_BACKBONES = {"cls": MMPRETRAIN_BACKBONE, "det": MMDET_BACKBONE}
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A config and how to run it.
+    """A config and how to run it: a :class:`~.scenarios.ScenarioSpec` made concrete (the demo
+    data's folders and the run length filled in).
 
     Attributes:
         name: Label, e.g. ``'det-demo'``.
@@ -165,57 +168,58 @@ def stock_size_pipeline(scale: tuple[int, int] = (1333, 800)) -> list[dict]:
             dict(type="PackDetInputs")]
 
 
-def scenarios(data: dict[str, Path], quick: bool = False) -> dict[str, Scenario]:
-    """The benchmark's scenarios over the demo data in ``data`` (``'imagenet'``, ``'coco'``).
-
-    ``quick`` shrinks every scenario to a few iterations (a smoke run, or the tests)."""
-    def n(full: int, small: int) -> int:
-        return small if quick else full
-
-    cls_iters, det_iters, big_iters = n(14, 3), n(10, 3), n(6, 3)
-    cls_skip, det_skip, big_skip = n(4, 1), n(4, 1), n(3, 1)
-    return {
-        "cls-demo": Scenario(
-            "cls-demo", CLS_DEMO, "cls", _cls_overrides(data["imagenet"], cls_iters, 32, None),
-            cls_iters, cls_skip, "demo classification config: 24 px crops, batch 32"),
-        "cls-224": Scenario(
-            "cls-224", CLS_DEMO, "cls",
-            _cls_overrides(data["imagenet"], n(7, 3), 16, 224), n(7, 3), n(3, 1),
-            "demo classification config at the recipe's 224 px crop, batch 16"),
-        "det-demo": Scenario(
-            "det-demo", DET_DEMO, "det",
-            dict(train_dataloader=dict(dataset=_coco_dataset(data["coco"], det_iters, 4, None))),
-            det_iters, det_skip, "demo Mask R-CNN config: 96x96 images, batch 4"),
-        "det-800x1333": Scenario(
-            "det-800x1333", DET_1X, "det",
-            dict(train_dataloader=dict(
-                batch_size=1, num_workers=0, persistent_workers=False,
-                dataset=_coco_dataset(data["coco"], big_iters, 1, stock_size_pipeline()))),
-            big_iters, big_skip,
-            "Mask R-CNN 1x config (stock heads and samplers), 800x1333 input, batch 1"),
-    }
+def _cls_spec_overrides(spec: ScenarioSpec, data: dict[str, Path], iters: int) -> dict:
+    crop = spec.image_hw[0] if spec.resize else None
+    overrides = _cls_overrides(data["imagenet"], iters, spec.batch, crop)
+    overrides["train_dataloader"].update(spec.loader)
+    return overrides
 
 
-def default_candidates(task: str, compile: bool, amp: bool, fold: bool,
-                       cuda: bool = False) -> list[Candidate]:
+def _det_spec_overrides(spec: ScenarioSpec, data: dict[str, Path], iters: int) -> dict:
+    height, width = spec.image_hw
+    pipeline = stock_size_pipeline((width, height)) if spec.resize else None
+    return dict(train_dataloader=dict(
+        batch_size=spec.batch, **spec.loader,
+        dataset=_coco_dataset(data["coco"], iters, spec.batch, pipeline)))
+
+
+#: How a scenario's data and input become config settings, per task.
+SPEC_OVERRIDES = {"cls": _cls_spec_overrides, "det": _det_spec_overrides}
+
+
+def make_scenario(spec: ScenarioSpec, data: dict[str, Path], quick: bool = False) -> Scenario:
+    """The runnable scenario of ``spec`` over the demo data in ``data`` (``'imagenet'``,
+    ``'coco'``); ``quick`` shrinks it to a few iterations (a smoke run, or the tests)."""
+    iters, skip = spec.run_length(quick)
+    return Scenario(spec.name, spec.config_path, spec.task,
+                    SPEC_OVERRIDES[spec.task](spec, data, iters), iters, skip, spec.description)
+
+
+#: The eager candidates per task, stock first and the plugin's best last. Detection has frozen
+#: BatchNorms (``norm_eval``, frozen stem), so its runs have ``fold_frozen_bn`` on and off.
+EAGER_CANDIDATES = {
+    "cls": (Candidate("stock", True), Candidate("plugin", False),
+            Candidate("plugin-cl", False, ("--channels-last",))),
+    "det": (Candidate("stock", True),
+            Candidate("plugin", False, (), (("fold_frozen_bn", False),)),
+            Candidate("plugin-fold", False, (), (("fold_frozen_bn", True),)),
+            Candidate("plugin-cl", False, ("--channels-last",), (("fold_frozen_bn", False),)),
+            Candidate("plugin-cl-fold", False, ("--channels-last",),
+                      (("fold_frozen_bn", True),))),
+}
+
+
+def default_candidates(task: str, compile: bool, amp: bool, cuda: bool = False
+                       ) -> list[Candidate]:
     """Stock and plugin runs with the same framework knobs, plus the plugin's own knobs.
 
     Args:
-        task: ``'cls'`` or ``'det'``.
+        task: ``'cls'`` or ``'det'`` (a key of :data:`EAGER_CANDIDATES`).
         compile: Add ``--compile`` runs (stock and plugin).
         amp: Add ``--amp`` runs (plugin; stock too on CUDA, where mmengine's wrapper runs).
-        fold: The plugin's backbone has ``fold_frozen_bn`` (detection: runs with it on and off).
         cuda: The runs train on a GPU.
     """
-    out = [Candidate("stock", True), Candidate("plugin", False),
-           Candidate("plugin-cl", False, ("--channels-last",))]
-    if task == "det" and fold:
-        out = [Candidate("stock", True),
-               Candidate("plugin", False, (), (("fold_frozen_bn", False),)),
-               Candidate("plugin-fold", False, (), (("fold_frozen_bn", True),)),
-               Candidate("plugin-cl", False, ("--channels-last",), (("fold_frozen_bn", False),)),
-               Candidate("plugin-cl-fold", False, ("--channels-last",),
-                         (("fold_frozen_bn", True),))]
+    out = list(EAGER_CANDIDATES[task])
     best = out[-1]
     if compile:
         out += [Candidate("stock-compile", True, ("--compile",)),
@@ -254,8 +258,7 @@ def config_text(scenario: Scenario, candidate: Candidate, load_from: Optional[Pa
     """A config file deriving ``scenario.base`` for one candidate and a timed run."""
     settings = dict(scenario.overrides)
     if candidate.stock:
-        backbone = MMPRETRAIN_BACKBONE if scenario.task == "cls" else MMDET_BACKBONE
-        settings["model"] = dict(backbone=dict(backbone))
+        settings["model"] = dict(backbone=dict(STOCK_BACKBONES[scenario.task]))
     else:
         settings["model"] = dict(backbone=dict(init_cfg=None, **dict(candidate.backbone)))
     settings.update(
@@ -324,7 +327,7 @@ def run_train(config: Path, work_dir: Path, args: Sequence[str], skip: int,
     log = work_dir / "train.log"
     begin = time.perf_counter()
     with open(log, "w", encoding="utf-8") as handle:
-        result = subprocess.run(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+        result = subprocess.run(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT,
                                 timeout=timeout, check=False)
     wall = time.perf_counter() - begin
     if result.returncode != 0:
@@ -354,7 +357,7 @@ def run_scenario(scenario: Scenario, candidates: Sequence[Candidate], rounds: in
         start = round_index % len(order)
         for candidate in order[start:] + order[:start]:
             log(f"[{scenario.name}] round {round_index + 1}/{rounds}: {candidate.name} "
-                f"{' '.join(candidate.args)} ({_load()})")
+                f"{' '.join(candidate.args)} ({perf.load_average()})")
             run = run_train(configs[candidate.name],
                             folder / candidate.name / f"round{round_index}",
                             candidate.args, scenario.skip)
@@ -368,13 +371,6 @@ def paired_ratio(result: CandidateResult, reference: CandidateResult) -> float:
     """Median over rounds of reference time / candidate time (runs of a round are adjacent)."""
     ratios = [ref.median / run.median for ref, run in zip(reference.runs, result.runs)]
     return statistics.median(ratios)
-
-
-def _load() -> str:
-    try:
-        return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    except OSError:
-        return "load n/a"
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +411,7 @@ def format_results(scenario: Scenario, results: Sequence[CandidateResult],
     return "\n".join(lines)
 
 
-#: Issue 11's targets: Mask R-CNN iteration against stock with the same framework knobs; the
+#: The speed targets: Mask R-CNN iteration against stock with the same framework knobs; the
 #: classification step's rate against the dense 3x3 convolution's.
 DETECTION_TARGET = 1.3
 CONV_FRACTION_TARGET = 0.75
@@ -481,19 +477,16 @@ def prepare_demo_data(root: Path) -> dict[str, Path]:
     return data
 
 
-def backbone_flops(scenario: Scenario) -> float:
-    """Forward multiply-adds of the backbone per iteration (classification scenarios)."""
-    if scenario.task != "cls":
+def backbone_flops(spec: ScenarioSpec) -> float:
+    """Forward multiply-adds of the backbone per iteration (classification scenarios; 0 for
+    the others)."""
+    if spec.task != "cls":
         return 0.0
     from resnext_plugin.complexity import count_flops
     from resnext_plugin.models import ResNeXt
 
-    loader = scenario.overrides["train_dataloader"]
-    pipeline = loader["dataset"].get("pipeline")
-    crop = 24 if pipeline is None else next(
-        step["scale"] for step in pipeline if step["type"] == "RandomResizedCrop")
     model = ResNeXt(50, groups=32, width_per_group=4, out_indices=(3,), init_cfg=None)
-    return count_flops(model, (3, crop, crop)) * loader["batch_size"]
+    return count_flops(model, (3, *spec.image_hw)) * spec.batch
 
 
 def run_benchmark(names: Sequence[str], out_dir: Path, rounds: int, quick: bool = False,
@@ -504,33 +497,26 @@ def run_benchmark(names: Sequence[str], out_dir: Path, rounds: int, quick: bool 
     included)."""
     import torch
 
-    from resnext_plugin import perf
-
-    unknown = [name for name in names if name not in SCENARIOS]
-    if unknown or not names:
-        raise ValueError(f"--scenarios: unknown {unknown or names}; known: "
-                         f"{', '.join(SCENARIOS)}")
+    specs = get_scenarios(names)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    fold = has_fold_frozen_bn()
-    plans = {name: default_candidates("cls" if name.startswith("cls") else "det", compile,
-                                      amp, fold, cuda=device.type == "cuda") for name in names}
+    plans = {spec.name: default_candidates(spec.task, compile, amp, cuda=device.type == "cuda")
+             for spec in specs}
     known_names = {c.name for plan in plans.values() for c in plan if not c.stock}
     if only and set(only) - known_names:
         raise ValueError(f"--candidates: unknown {sorted(set(only) - known_names)}; known "
                          f"here: {', '.join(sorted(known_names))}")
     data = prepare_demo_data(out_dir / "data")
-    known = scenarios(data, quick)
     report = [f"* {line}" for line in perf.environment_lines(device, torch.get_num_threads())]
     report.append(f"* {perf.load_average()} (before)")
-    if conv_gflops is None and any(known[n].task == "cls" for n in names):
+    if conv_gflops is None and any(spec.task == "cls" for spec in specs):
         conv_gflops = perf.conv_gflops(device)
     if conv_gflops:
         report.append(f"* dense 3x3 convolution (8x256x56x56, channels_last, fp32) measured "
                       f"now: {conv_gflops:.0f} GFLOP/s")
-    for name in names:
-        scenario = known[name]
-        scenario = Scenario(**{**scenario.__dict__, "flops_per_iter": backbone_flops(scenario)})
-        candidates = plans[name]
+    for spec in specs:
+        scenario = dataclasses.replace(make_scenario(spec, data, quick),
+                                       flops_per_iter=backbone_flops(spec))
+        candidates = plans[spec.name]
         if only:
             candidates = keep_candidates(
                 candidates, [n for n in only if n in {c.name for c in candidates}])

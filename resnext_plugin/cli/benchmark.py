@@ -11,23 +11,29 @@ times as many for batch <= 4) and the median and minimum are reported. Ratios ar
 best peer (the fastest of the three eager peers in the same case): above 1 is faster than every
 peer. Outputs are checked against the plugin's eager output before timing.
 
-``--detector`` times a Mask R-CNN training iteration instead: mmdet's stock ResNeXt Mask R-CNN
+``detector`` times a Mask R-CNN training iteration instead: mmdet's stock ResNeXt Mask R-CNN
 config against the same config with the backbone swapped to ``resnext_plugin.ResNeXt``.
 
-``--runner`` times real ``tools/train.py`` runs (data loading, hooks, logging included) of the
-demo classification config and the demo and 800x1333 Mask R-CNN configs, ours with its knobs
-against the same configs with the framework's own ResNeXt and the knobs the framework offers
-(:mod:`resnext_plugin.benchmark.runner`).
+``runner`` times real ``tools/train.py`` runs (data loading, hooks, logging included) of the
+scenarios (:mod:`resnext_plugin.benchmark.scenarios`: the demo classification config and the demo
+and 800x1333 Mask R-CNN configs), ours with its knobs against the same configs with the
+framework's own ResNeXt and the knobs the framework offers
+(:mod:`resnext_plugin.benchmark.runner`). ``profile SCENARIO`` shows where one training
+iteration's time goes (:mod:`resnext_plugin.benchmark.profiling`).
+
+Without a mode, ``backbone`` runs; the flags of the single-command form (``--runner``,
+``--detector``, ``--profile SCENARIO``) still select a mode.
 
 Examples::
 
-    python tools/benchmark.py --quick                  # smoke run, small input, a few minutes
+    python tools/benchmark.py backbone --quick          # smoke run, small input, a few minutes
     python tools/benchmark.py                          # the full CPU table (about 40 minutes)
-    python tools/benchmark.py --threads 1 --clock cpu  # load-robust cross-check
-    python tools/benchmark.py --variants torchvision,plugin,plugin-cl --batch 32 --no-train
-    python tools/benchmark.py --device cuda            # adds AMP bf16/fp16 variants
-    python tools/benchmark.py --detector --det-size 512
-    python tools/benchmark.py --runner --scenarios cls-demo,det-demo,det-800x1333 --compile
+    python tools/benchmark.py backbone --threads 1 --clock cpu  # load-robust cross-check
+    python tools/benchmark.py backbone --variants torchvision,plugin,plugin-cl --batch 32 --no-train
+    python tools/benchmark.py backbone --device cuda   # adds AMP bf16/fp16 variants
+    python tools/benchmark.py detector --det-size 512
+    python tools/benchmark.py runner --scenarios cls-demo,det-demo,det-800x1333 --compile
+    python tools/benchmark.py profile det-demo --backbone fold_frozen_bn=True
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -51,6 +58,7 @@ from resnext_plugin.benchmark.backbone import (
     Arch,
     Case,
     Row,
+    TimingOptions,
     Variant,
     all_variants,
     best_lines,
@@ -61,14 +69,22 @@ from resnext_plugin.benchmark.backbone import (
     reference_weights,
     run_case,
 )
-from resnext_plugin.benchmark.detector import parse_size, run_detector
+from resnext_plugin.benchmark.detector import DetectorOptions, parse_size, run_detector
 from resnext_plugin.benchmark.runner import run_benchmark
+from resnext_plugin.benchmark.scenarios import SCENARIOS
 from resnext_plugin.complexity import count_flops
 from resnext_plugin.models import ARCH_SETTINGS
 
+PROG = "tools/benchmark.py"
+#: Flags of the single-command form and the mode each selects.
+LEGACY_MODES = {"--runner": "runner", "--detector": "detector", "--profile": "profile"}
+#: ``--quick`` defaults (else the full ones) of the backbone and detector modes.
+QUICK = dict(batch=[1, 4], train_batch=2, size=64, repeats=2, warmup=1, det_size="256")
+FULL = dict(batch=[1, 32], train_batch=16, size=224, repeats=7, warmup=2, det_size="512")
+
 
 # --------------------------------------------------------------------------------------------
-# CLI
+# Command line
 # --------------------------------------------------------------------------------------------
 def _int_list(text: str) -> list[int]:
     try:
@@ -81,93 +97,192 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--depth", type=int, default=50, choices=sorted(ARCH_SETTINGS))
-    parser.add_argument("--groups", type=int, default=32, help="cardinality C")
-    parser.add_argument("--width", type=int, default=4, help="bottleneck width d")
-    parser.add_argument("--batch", type=_int_list, default=None,
-                        help="inference batch sizes, comma-separated (default 1,32)")
-    parser.add_argument("--train-batch", type=int, default=None,
-                        help="training-step batch size (default 16)")
-    parser.add_argument("--no-train", action="store_true", help="skip the training step")
-    parser.add_argument("--no-infer", action="store_true", help="skip the inference cases")
-    parser.add_argument("--size", type=int, default=None, help="input side (default 224)")
-    parser.add_argument("--threads", type=int, default=None,
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (default: all cores)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed rounds per case (default 7)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="untimed calls per candidate first (default 2)")
-    parser.add_argument("--device", default=None, help="cpu (default) or cuda[:i]")
-    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
-                        help="wall (default): elapsed time; cpu: this process's CPU time, "
-                             "robust to other load with --threads 1 (CPU only)")
-    parser.add_argument("--variants", default=None,
-                        help="comma-separated names; 'list' prints them. Peers are always kept "
-                             "for the ratios.")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 64 px input, batches 1,4, train batch 2, 2 rounds, "
-                             "no torch.compile unless named in --variants")
-    parser.add_argument("--detector", action="store_true",
-                        help="time a Mask R-CNN training iteration instead of the backbone")
-    parser.add_argument("--det-size", default=None,
-                        help="detector input, N or HxW, e.g. 800x1333 (default 512; --quick 256)")
-    parser.add_argument("--det-batch", type=int, default=1, help="detector images per iteration")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    prof = parser.add_argument_group("--profile: where one training iteration's time goes")
-    prof.add_argument("--profile", default=None, metavar="SCENARIO",
-                      help="profile one iteration: det-demo, det-800x1333, cls-demo, cls-224")
-    prof.add_argument("--profile-backbone", nargs="+", action=DictAction, default=None,
-                      metavar="KEY=VALUE",
-                      help="backbone settings for --profile, e.g. channels_last=True "
-                           "fold_frozen_bn=True")
-    runner = parser.add_argument_group("--runner: real tools/train.py runs")
-    runner.add_argument("--runner", action="store_true",
-                        help="time real tools/train.py runs instead (see --scenarios)")
-    runner.add_argument("--scenarios", default="cls-demo,cls-224,det-demo,det-800x1333",
-                        help="comma-separated: cls-demo, cls-224, det-demo, det-800x1333")
+    common.add_argument("--verbose", action="store_true", help="log every call")
+    return common
+
+
+def _timed_options() -> argparse.ArgumentParser:
+    """Architecture, device and timing: what the backbone and detector modes share."""
+    timed = argparse.ArgumentParser(add_help=False)
+    timed.add_argument("--depth", type=int, default=50, choices=sorted(ARCH_SETTINGS))
+    timed.add_argument("--groups", type=int, default=32, help="cardinality C")
+    timed.add_argument("--width", type=int, default=4, help="bottleneck width d")
+    timed.add_argument("--device", default=None, help="cpu (default) or cuda[:i]")
+    timed.add_argument("--repeats", type=int, default=None,
+                       help="timed rounds per case (default 7; --quick 2)")
+    timed.add_argument("--warmup", type=int, default=None,
+                       help="untimed calls per candidate first (default 2; --quick 1)")
+    timed.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                       help="wall (default): elapsed time; cpu: this process's CPU time, "
+                            "robust to other load with --threads 1 (CPU only)")
+    timed.add_argument("--quick", action="store_true",
+                       help="smoke run: small input, fewer rounds (no torch.compile unless "
+                            "named in --variants)")
+    timed.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    return timed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser: one subcommand per mode."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and each mode's subparser (which reports that mode's errors)."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    modes = parser.add_subparsers(dest="mode", required=True)
+    common, timed = _common_options(), _timed_options()
+    scenario_names = ", ".join(SCENARIOS)
+
+    backbone = modes.add_parser("backbone", parents=[common, timed],
+                                help="the backbone against its peers (the default mode)")
+    backbone.add_argument("--batch", type=_int_list, default=None,
+                          help="inference batch sizes, comma-separated (default 1,32)")
+    backbone.add_argument("--train-batch", type=int, default=None,
+                          help="training-step batch size (default 16)")
+    backbone.add_argument("--no-train", action="store_true", help="skip the training step")
+    backbone.add_argument("--no-infer", action="store_true", help="skip the inference cases")
+    backbone.add_argument("--size", type=int, default=None, help="input side (default 224)")
+    backbone.add_argument("--variants", type=_names, default=None,
+                          help="comma-separated names; 'list' prints them. Peers are always "
+                               "kept for the ratios.")
+
+    detector = modes.add_parser("detector", parents=[common, timed],
+                                help="a Mask R-CNN training iteration, stock against plugin")
+    detector.add_argument("--det-size", default=None,
+                          help="input, N or HxW, e.g. 800x1333 (default 512; --quick 256)")
+    detector.add_argument("--det-batch", type=int, default=1, help="images per iteration")
+    detector.add_argument("--variants", type=_names, default=None,
+                          help="comma-separated candidates (mmdet-stock is always run)")
+
+    runner = modes.add_parser("runner", parents=[common],
+                              help="real tools/train.py runs, ours against stock")
+    runner.add_argument("--scenarios", type=_names, default=list(SCENARIOS),
+                        help=f"comma-separated, of: {scenario_names} (default: all)")
     runner.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     runner.add_argument("--compile", action="store_true",
                         help="add --compile runs (stock and plugin)")
     runner.add_argument("--amp", action="store_true",
                         help="add --amp runs (fp32 on CPUs without native bf16)")
-    runner.add_argument("--candidates", default=None,
+    runner.add_argument("--candidates", type=_names, default=None,
                         help="comma-separated plugin candidates to keep (stock is always run)")
+    runner.add_argument("--quick", action="store_true", help="a few iterations per run")
     runner.add_argument("--out", type=Path, default=Path("work_dirs/runner_benchmark"),
                         help="work folder: demo data, derived configs, logs")
     runner.add_argument("--markdown", type=Path, default=None,
                         help="also write the report here")
-    parser.add_argument("--verbose", action="store_true", help="log every call")
-    args = parser.parse_args(argv)
-    quick = args.quick
-    defaults = dict(batch=[1, 4] if quick else [1, 32], train_batch=2 if quick else 16,
-                    size=64 if quick else 224, repeats=2 if quick else 7,
-                    warmup=1 if quick else 2, det_size=256 if quick else 512)
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
+
+    profile = modes.add_parser("profile", parents=[common],
+                               help="where one training iteration's time goes")
+    profile.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO",
+                         help=f"one of: {scenario_names}")
+    profile.add_argument("--backbone", "--profile-backbone", dest="backbone", nargs="+",
+                         action=DictAction, default=None, metavar="KEY=VALUE",
+                         help="backbone settings, e.g. channels_last=True fold_frozen_bn=True")
+    return parser, modes.choices
+
+
+def with_mode(argv: Sequence[str]) -> list[str]:
+    """``argv`` with its mode first: the single-command form's ``--runner``, ``--detector`` and
+    ``--profile[=]SCENARIO`` name one; without any, the mode is ``backbone``."""
+    argv = list(argv)
+    modes = set(LEGACY_MODES.values()) | {"backbone"}
+    if argv and (argv[0] in modes or argv[0] in ("-h", "--help")):
+        return argv
+    for flag, mode in LEGACY_MODES.items():
+        for index, arg in enumerate(argv):
+            if arg == flag or arg.startswith(flag + "="):
+                value = arg.split("=", 1)[1:]  # --profile=det-demo
+                return [mode, *value, *argv[:index], *argv[index + 1:]]
+    return ["backbone", *argv]
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse ``argv`` (default ``sys.argv[1:]``), fill the mode's defaults and check them."""
+    parser, mode_parsers = _parsers()
+    args = parser.parse_args(with_mode(sys.argv[1:] if argv is None else argv))
+    parser = mode_parsers[args.mode]
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.mode == "runner" and args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
+    if args.mode in ("backbone", "detector"):
+        _check_timed(parser, args)
+    return args
+
+
+def _check_timed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key, 0) is None:
             setattr(args, key, value)
-    try:
-        parse_size(str(args.det_size))
-    except ValueError as err:
-        parser.error(str(err))
-    for key in ("train_batch", "size", "repeats", "det_batch", "groups", "width"):
+    checked = ["repeats", "groups", "width"]
+    checked += ["det_batch"] if args.mode == "detector" else ["train_batch", "size"]
+    for key in checked:
         if getattr(args, key) < 1:
             parser.error(f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}")
-    if args.clock == "cpu" and args.device is not None and args.device.startswith("cuda"):
-        parser.error("--clock cpu measures CPU work; use the wall clock on CUDA")
     if args.warmup < 0:
         parser.error(f"--warmup must be >= 0, got {args.warmup}")
-    if args.rounds < 1:
-        parser.error(f"--rounds must be >= 1, got {args.rounds}")
-    if args.no_train and args.no_infer and not args.detector:
+    if args.clock == "cpu" and args.device is not None and args.device.startswith("cuda"):
+        parser.error("--clock cpu measures CPU work; use the wall clock on CUDA")
+    if args.mode == "detector":
+        try:
+            parse_size(str(args.det_size))
+        except ValueError as err:
+            parser.error(str(err))
+        return
+    if args.no_train and args.no_infer:
         parser.error("--no-train and --no-infer leave nothing to measure")
     if args.size < 32:
         parser.error(f"--size must be >= 32 (the backbone reduces 32x), got {args.size}")
-    if args.variants is not None:
-        args.variants = [name for name in args.variants.split(",") if name]
-    return args
+
+
+def timing_options(args: argparse.Namespace) -> TimingOptions:
+    """The timing settings of a parsed backbone or detector command line."""
+    return TimingOptions(args.repeats, args.warmup, args.clock, args.verbose)
+
+
+def detector_options(args: argparse.Namespace) -> DetectorOptions:
+    """The settings of a parsed ``detector`` command line (``mmdet-stock`` always kept)."""
+    variants = None if args.variants is None else frozenset(args.variants) | {"mmdet-stock"}
+    return DetectorOptions(parse_size(str(args.det_size)), args.det_batch, variants,
+                           timing_options(args))
+
+
+# --------------------------------------------------------------------------------------------
+# Modes
+# --------------------------------------------------------------------------------------------
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return MODES[args.mode](args)
+
+
+def _device(args: argparse.Namespace) -> torch.device:
+    device = torch.device(args.device or "cpu")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"{args.mode} --device cuda: no CUDA device is available")
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def _environment(device: torch.device) -> list[str]:
+    env = perf.environment_lines(device, torch.get_num_threads())
+    for line in env:
+        print(line)
+    print(f"{perf.load_average()} (before)")
+    return env
 
 
 def select_variants(args: argparse.Namespace, device: torch.device) -> list[Variant]:
@@ -180,48 +295,15 @@ def select_variants(args: argparse.Namespace, device: torch.device) -> list[Vari
     return [known[name] for name in names]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+def run_backbone(args: argparse.Namespace) -> int:
+    """``backbone``: the plugin's variants against the peers, per case, printed."""
     if args.variants == ["list"]:
         for variant in all_variants().values():
             print(f"{variant.name:<26} {variant.group:<9} {variant.description}")
         return 0
-    device = torch.device(args.device or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    if args.runner:
-        return run_runner(args)
-    if args.profile is not None:
-        try:
-            print(profiling.report(args.profile, args.profile_backbone))
-        except ValueError as err:
-            print(f"benchmark.py --profile: error: {err}", file=sys.stderr)
-            return 2
-        return 0
+    device = _device(args)
     arch = Arch(args.depth, args.groups, args.width)
-    env = perf.environment_lines(device, torch.get_num_threads())
-    for line in env:
-        print(line)
-    print(f"{perf.load_average()} (before)")
-
-    if args.detector:
-        if args.variants is not None:
-            args.variants = set(args.variants) | {"mmdet-stock"}
-        rows = run_detector(args, arch, device)
-        print(f"\nMask R-CNN training iteration, {arch.label} backbone, {args.det_batch} image(s) "
-              f"of {args.det_size}, ratio against mmdet's stock config; rel diff = first "
-              "iteration's loss against stock's")
-        print(format_table(rows))
-        print(f"{perf.load_average()} (after)")
-        _write_json(args, env, rows, {})
-        return 0
-
+    env = _environment(device)
     variants = select_variants(args, device)
     if device.type == "cpu" and not perf.cpu_supports_bf16():
         skipped = [v.name for v in variants if v.amp is not None]
@@ -239,8 +321,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         Case(f"infer b{b}", b, False) for b in args.batch]
     if not args.no_train:
         cases.append(Case(f"train b{args.train_batch}", args.train_batch, True))
+    timing = timing_options(args)
     for case in cases:
-        run_case(case, variants, arch, weights, args, device, flops, rates)
+        run_case(case, variants, arch, weights, device, size=args.size, timing=timing,
+                 flops_per_image=flops, rates=rates)
         print()
         print(format_table(case.rows))
         print(f"{perf.load_average()} (after {case.name})", flush=True)
@@ -253,20 +337,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     for line in best_lines(cases, targets):
         print(line)
     print(f"{perf.load_average()} (after)")
-    _write_json(args, env, rows, rates)
+    _write_json(args.json, env, rows, rates)
     return 0
 
 
+def run_detector_mode(args: argparse.Namespace) -> int:
+    """``detector``: a Mask R-CNN training iteration, stock against the plugin's candidates."""
+    device = _device(args)
+    arch = Arch(args.depth, args.groups, args.width)
+    env = _environment(device)
+    rows = run_detector(detector_options(args), arch, device)
+    print(f"\nMask R-CNN training iteration, {arch.label} backbone, {args.det_batch} image(s) "
+          f"of {args.det_size}, ratio against mmdet's stock config; rel diff = first "
+          "iteration's loss against stock's")
+    print(format_table(rows))
+    print(f"{perf.load_average()} (after)")
+    _write_json(args.json, env, rows, {})
+    return 0
+
 
 def run_runner(args: argparse.Namespace) -> int:
-    """``--runner``: the runner-level benchmark's report, printed (and written)."""
-    names = [name for name in args.scenarios.split(",") if name]
-    only = None if args.candidates is None else [c for c in args.candidates.split(",") if c]
+    """``runner``: the runner-level benchmark's report, printed (and written)."""
     try:
-        report = run_benchmark(names, args.out, args.rounds, quick=args.quick,
-                               compile=args.compile, amp=args.amp, only=only)
+        report = run_benchmark(args.scenarios, args.out, args.rounds, quick=args.quick,
+                               compile=args.compile, amp=args.amp, only=args.candidates)
     except (ValueError, RuntimeError) as err:
-        print(f"benchmark.py --runner: error: {err}", file=sys.stderr)
+        print(f"{PROG} runner: error: {err}", file=sys.stderr)
         return 2
     print(report)
     if args.markdown is not None:
@@ -275,10 +371,26 @@ def run_runner(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_json(args: argparse.Namespace, env: list[str], rows: list[Row],
+def run_profile(args: argparse.Namespace) -> int:
+    """``profile``: where one training iteration of a scenario spends its time."""
+    try:
+        print(profiling.report(args.scenario, args.backbone))
+    except ValueError as err:
+        print(f"{PROG} profile: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+#: What each mode runs.
+MODES: dict[str, Callable[[argparse.Namespace], int]] = {
+    "backbone": run_backbone, "detector": run_detector_mode, "runner": run_runner,
+    "profile": run_profile}
+
+
+def _write_json(path: Optional[Path], env: list[str], rows: list[Row],
                 rates: dict[str, dict[str, float]]) -> None:
-    if args.json is None:
+    if path is None:
         return
     payload = dict(command=" ".join(sys.argv), environment=env, rates_gflops=rates,
                    load=perf.load_average(), rows=[row.__dict__ for row in rows])
-    args.json.write_text(json.dumps(payload, indent=2, default=str))
+    path.write_text(json.dumps(payload, indent=2, default=str))

@@ -28,7 +28,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from resnext_plugin.cli.demo_chain import (
     DemoOptions,
@@ -39,9 +38,7 @@ from resnext_plugin.cli.demo_chain import (
     run_demo,
     write_summary,
 )
-
-#: The repository root: the demo's configs and tools are read from it, and it runs from there.
-ROOT = Path(__file__).resolve().parents[2]
+from resnext_plugin.paths import REPO_ROOT as ROOT  # the demo's configs and tools; it runs there
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""The runner-level benchmark's machinery (``tools/benchmark.py --runner``): derived configs, log
+"""The runner-level benchmark's machinery (``tools/benchmark.py runner``): derived configs, log
 parsing, pairing of candidates, and one real interleaved round of ``tools/train.py`` runs.
 Nothing here is timed: the assertions are about what ran, not how fast."""
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_parse_run_skips_warm_up_iterations_and_reads_losses():
 
 
 def test_candidates_pair_with_stock_of_the_same_framework_knobs():
-    candidates = rb.default_candidates("det", compile=True, amp=True, fold=True)
+    candidates = rb.default_candidates("det", compile=True, amp=True)
     names = [c.name for c in candidates]
     assert names[:5] == ["stock", "plugin", "plugin-fold", "plugin-cl", "plugin-cl-fold"]
     by_name = {c.name: c for c in candidates}
@@ -151,7 +151,13 @@ def test_gpu_check_plan_fits_ten_minutes_and_replaces_its_own_section(tmp_path: 
     commands = [" ".join(step.command) for step in steps]
     assert "-m cuda" in commands[0]
     assert "--device cuda" in commands[1]
-    assert "--runner" in commands[2] and "--amp" in commands[2]
+    assert " runner " in commands[2] and "--amp" in commands[2]
+    # The benchmark steps are command lines tools/benchmark.py accepts, in the modes meant.
+    from resnext_plugin.cli.benchmark import parse_args
+
+    backbone, runner = (parse_args(step.command[2:]) for step in steps[1:])
+    assert backbone.mode == "backbone" and backbone.device == "cuda"
+    assert runner.mode == "runner" and runner.amp and runner.scenarios == ["cls-demo", "det-demo"]
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# B\n\nbefore\n")
     gpu_check.write_section(f"{gpu_check.BEGIN}\none\n{gpu_check.END}", doc)
@@ -162,7 +168,7 @@ def test_gpu_check_plan_fits_ten_minutes_and_replaces_its_own_section(tmp_path: 
 
 
 def test_keep_candidates_brings_the_matching_stock_runs():
-    candidates = rb.default_candidates("det", compile=True, amp=True, fold=True, cuda=True)
+    candidates = rb.default_candidates("det", compile=True, amp=True, cuda=True)
     kept = [c.name for c in rb.keep_candidates(candidates, ["plugin-cl-fold-amp",
                                                             "plugin-cl-fold-compile"])]
     assert kept == ["stock", "stock-compile", "plugin-cl-fold-compile", "stock-amp",
