@@ -317,7 +317,7 @@ def test_deprecated_pretrained_becomes_init_cfg():
 
 
 def test_deformable_convolutions_run_in_a_channels_last_model():
-    import mmcv.ops  # noqa: F401  registers DCN
+    pytest.importorskip("mmcv.ops", reason="DCN needs the compiled mmcv (this stack: mmcv-lite)")
 
     kwargs = dict(dcn=dict(type="DCNv2"), stage_with_dcn=(False, True), init_cfg=None)
     reference = tiny(**kwargs).eval()
