@@ -11,6 +11,7 @@ Examples:
     python tools/test.py CONFIG CKPT --out results/preds.pkl        # every prediction
     python tools/test.py CONFIG CKPT --show-dir results/drawn       # predictions drawn on images
     python tools/test.py CONFIG CKPT --tta                          # the config's tta_model
+    python tools/test.py CONFIG DIR/end2end.onnx                    # an exported model
     bash tools/dist_test.sh CONFIG CKPT 8
 """
 from __future__ import annotations
@@ -38,12 +39,14 @@ from resnext_plugin.engine.testing import (
     resolve_out_item,
     use_tta,
 )
+from resnext_plugin.export.evaluation import is_exported_model, use_exported_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config", help="test config file path")
-    parser.add_argument("checkpoint", help="checkpoint file")
+    parser.add_argument("checkpoint", help="checkpoint file, or an exported model "
+                        "(end2end.onnx / end2end.xml from tools/export.py)")
     parser.add_argument("--work-dir", help="where the test log goes "
                         "(default: ./work_dirs/<config name>)")
     parser.add_argument("--out", help="write the predictions (.pkl / .pickle: mmdet's "
@@ -82,7 +85,10 @@ def build_config(args: argparse.Namespace) -> Config:
     require_file("checkpoint", args.checkpoint)
     out_item = resolve_out_item(args.out, args.out_item)
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
+    if is_exported_model(args.checkpoint):  # end2end.onnx / .xml from tools/export.py
+        use_exported_model(cfg, args.checkpoint)
+    else:
+        cfg.load_from = args.checkpoint
     cfg.resume = False
     fresh_visualizer_name(cfg)
     if args.show or args.show_dir:
