@@ -9,7 +9,6 @@ per step. :mod:`resnext_plugin.cli.demo_pipeline` is the command line.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import json
@@ -18,11 +17,13 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
+
+from resnext_plugin.engine.instances import forget_new_global_instances
 
 #: Configs of the two trainings, relative to the repository root.
 PRETRAIN_CONFIG = "configs/demo/resnext50_32x4d_imagenet_demo.py"
@@ -42,38 +43,32 @@ class ToolRunner(Protocol):
     def __call__(self, name: str, tool: str, *args: str) -> None: ...
 
 
-def _manager_classes() -> list[type]:
-    from mmengine.utils import ManagerMixin
+class _TimedTools:
+    """The frame every tool runner shares: announce the step, time it, raise if it failed."""
 
-    classes, stack = [], [ManagerMixin]
-    while stack:
-        cls = stack.pop()
-        classes.append(cls)
-        stack.extend(cls.__subclasses__())
-    return classes
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
 
+    def _run(self, tool: str, args: Sequence[str]) -> tuple[int | str | None, str]:
+        """Run ``tools/<tool>.py args``; return its exit code and the command, as reported."""
+        raise NotImplementedError
 
-@contextlib.contextmanager
-def forget_new_global_instances() -> Iterator[None]:
-    """Drop the mmengine global instances (loggers, message hubs, visualizers, default scopes)
-    created inside the block, as if it had run in its own process.
-
-    mmengine looks these up by name: mmdet's configs name their visualizer ``'visualizer'``, so a
-    second runner in the same process would get the first one's, writing into its work dir.
-    """
-    before = {cls: set(cls._instance_dict) for cls in _manager_classes()}
-    try:
-        yield
-    finally:
-        for cls in _manager_classes():
-            for name in set(cls._instance_dict) - before.get(cls, set()):
-                instance = cls._instance_dict.pop(name)
-                for handler in list(getattr(instance, "handlers", ())):  # MMLogger's files
-                    handler.close()
-                    instance.removeHandler(handler)
+    def __call__(self, name: str, tool: str, *args: str) -> None:
+        print(f"\n=== {name}: tools/{tool}.py {' '.join(args)}", flush=True)
+        start = time.perf_counter()
+        try:
+            code, command = self._run(tool, args)
+        except Exception as err:
+            raise RuntimeError(f"step '{name}' (tools/{tool}.py) failed: "
+                               f"{type(err).__name__}: {err}") from err
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 1)
+        if code not in (0, None):
+            raise RuntimeError(f"step '{name}' failed with exit code {code}: {command}")
+        print(f"=== {name}: done in {self.timings[name]:.0f}s", flush=True)
 
 
-class InProcessTools:
+class InProcessTools(_TimedTools):
     """Runs ``resnext_plugin.cli.<tool>.main(argv)`` (what ``tools/<tool>.py`` runs) in this
     interpreter and times each step.
 
@@ -86,8 +81,8 @@ class InProcessTools:
     """
 
     def __init__(self, threads: int | None = None) -> None:
+        super().__init__()
         self.threads = threads
-        self.timings: dict[str, float] = {}
 
     @staticmethod
     def _module(tool: str) -> ModuleType:
@@ -96,32 +91,25 @@ class InProcessTools:
         except ModuleNotFoundError as err:
             raise RuntimeError(f"no tool {tool!r} (resnext_plugin.cli.{tool})") from err
 
-    def __call__(self, name: str, tool: str, *args: str) -> None:
-        print(f"\n=== {name}: tools/{tool}.py {' '.join(args)}", flush=True)
+    def _run(self, tool: str, args: Sequence[str]) -> tuple[int | str | None, str]:
         if self.threads is not None:
             import torch
 
             torch.set_num_threads(self.threads)
-        start = time.perf_counter()
         try:
             with forget_new_global_instances():
                 code = self._module(tool).main(list(args))
         except SystemExit as exit_:  # argparse errors
             code = exit_.code
-        except Exception as err:
+        except Exception:
             traceback.print_exc()
-            raise RuntimeError(f"step '{name}' (tools/{tool}.py) failed: "
-                               f"{type(err).__name__}: {err}") from err
+            raise
         finally:
             gc.collect()  # the finished runner's data-loader workers exit with it
-        self.timings[name] = round(time.perf_counter() - start, 1)
-        if code not in (0, None):
-            raise RuntimeError(f"step '{name}' failed with exit code {code}: "
-                               f"tools/{tool}.py {' '.join(args)}")
-        print(f"=== {name}: done in {self.timings[name]:.0f}s", flush=True)
+        return code, f"tools/{tool}.py {' '.join(args)}"
 
 
-class SubprocessTools:
+class SubprocessTools(_TimedTools):
     """Runs ``python tools/<tool>.py args`` in a new interpreter per step and times each.
 
     Args:
@@ -129,19 +117,12 @@ class SubprocessTools:
     """
 
     def __init__(self, tools_dir: str | os.PathLike) -> None:
+        super().__init__()
         self.tools_dir = Path(tools_dir)
-        self.timings: dict[str, float] = {}
 
-    def __call__(self, name: str, tool: str, *args: str) -> None:
+    def _run(self, tool: str, args: Sequence[str]) -> tuple[int | str | None, str]:
         command = [sys.executable, str(self.tools_dir / f"{tool}.py"), *args]
-        print(f"\n=== {name}: tools/{tool}.py {' '.join(args)}", flush=True)
-        start = time.perf_counter()
-        result = subprocess.run(command, cwd=self.tools_dir.parent)
-        self.timings[name] = round(time.perf_counter() - start, 1)
-        if result.returncode != 0:
-            raise RuntimeError(f"step '{name}' failed with exit code {result.returncode}: "
-                               f"{' '.join(command)}")
-        print(f"=== {name}: done in {self.timings[name]:.0f}s", flush=True)
+        return subprocess.run(command, cwd=self.tools_dir.parent).returncode, " ".join(command)
 
 
 @dataclass
@@ -230,14 +211,14 @@ def parse_cfg_options(pairs: Sequence[str]) -> dict:
     """
     import argparse
 
-    from mmengine.config import DictAction
+    from resnext_plugin.cli.runner_setup import add_cfg_options
 
     for pair in pairs:
         key, sep, _ = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"config override {pair!r} is not KEY=VALUE")
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
+    add_cfg_options(parser, default={})
     return parser.parse_args(["--cfg-options", *pairs] if pairs else []).cfg_options
 
 

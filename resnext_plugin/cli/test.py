@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import sys
 
 import mmengine
 from mmengine.config import Config
 from mmengine.dist import is_main_process
+from mmengine.runner import Runner
 
-from resnext_plugin.cli.runner_setup import runner_or_error
-from resnext_plugin.datasets import DataNotFoundError
-from resnext_plugin.engine.runner import (
+from resnext_plugin.cli.runner_setup import (
     load_config,
     parse_launcher_args,
     require_file,
+    run_tool,
 )
 from resnext_plugin.engine.testing import (
     add_prediction_dump,
@@ -114,16 +113,13 @@ def write_metrics(metrics: dict, out: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    runner = runner_or_error("test.py", args, build_config)
-    if runner is None:
-        return 2
-    try:
+
+    def test(runner: Runner) -> int:
         metrics = runner.test()
-    except DataNotFoundError as err:
-        print(f"test.py: error: {err}", file=sys.stderr)
-        return 2
-    if resolve_out_item(args.out, args.out_item) == "metrics" and is_main_process():
-        write_metrics(metrics, args.out)
-    elif args.out and is_main_process():
-        print(f"predictions written to {args.out}")
-    return 0
+        if resolve_out_item(args.out, args.out_item) == "metrics" and is_main_process():
+            write_metrics(metrics, args.out)
+        elif args.out and is_main_process():
+            print(f"predictions written to {args.out}")
+        return 0
+
+    return run_tool("test.py", args, build_config, test)

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os.path as osp
-import sys
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
-from resnext_plugin.cli.runner_setup import runner_or_error
-from resnext_plugin.datasets import DataNotFoundError
-from resnext_plugin.engine.amp import AmpOptimWrapper  # noqa: F401  (registers it)
-from resnext_plugin.engine.runner import (
+from resnext_plugin.cli.runner_setup import (
     load_config,
     parse_launcher_args,
     require_file,
+    run_tool,
 )
+from resnext_plugin.engine.amp import AmpOptimWrapper  # noqa: F401  (registers it)
 from resnext_plugin.engine.speed import AMP_DTYPES, apply_speed_knobs
 
 
@@ -95,15 +94,11 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    runner = runner_or_error("train.py", args, build_config)
-    if runner is None:
-        return 2
-    try:
-        runner.train()
-    except DataNotFoundError as err:
-        runner.logger.error(str(err))
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return 2
+def train(runner: Runner) -> int:
+    """Train; exit status 0."""
+    runner.train()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool("train.py", parse_args(argv), build_config, train)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -20,7 +20,6 @@ from ..models.blocks import EXPANSION, STYLES
 from .layouts import LAYOUTS, ConversionError, map_weights
 from .verify import describe, infer_arch, to_block_form_c, verify, verify_head
 
-TARGETS = ("backbone", "classifier", "torchvision")
 #: ResNeXt arguments whose plugin default differs from "absent" and so always go to configs.
 _ALWAYS_SHOWN = ("depth", "groups", "width_per_group")
 _ARCH_DEFAULTS = dict(in_channels=3, stem_channels=64, base_channels=64, num_stages=4,
@@ -214,6 +213,61 @@ def torchvision_builder(conversion: Conversion) -> str:
             f", num_classes={classes})")
 
 
+def _backbone_config(conversion: Conversion) -> str:
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in conversion.backbone_kwargs.items())
+    return f"dict(type='resnext_plugin.ResNeXt', {kwargs}"
+
+
+def _backbone_usage(conversion: Conversion, dst: str) -> str:
+    return (f"use: backbone={_backbone_config(conversion)}, init_cfg=dict(type='Pretrained', "
+            f"checkpoint='{dst}'))")
+
+
+def _classifier_usage(conversion: Conversion, dst: str) -> str:
+    return (f"use: load_from='{dst}' with backbone={_backbone_config(conversion)}) and "
+            f"head=dict(type='LinearClsHead', num_classes={conversion.num_classes}, "
+            f"in_channels={conversion.feat_dim}); or, for the backbone alone, "
+            f"init_cfg=dict(type='Pretrained', checkpoint='{dst}', prefix='backbone.')")
+
+
+def _torchvision_usage(conversion: Conversion, dst: str) -> str:
+    strict = "" if conversion.num_classes else ", strict=False)  # the file has no fc"
+    return (f"use: model = {torchvision_builder(conversion)}; "
+            f"model.load_state_dict(torch.load('{dst}'){strict or ')'}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output layout of :func:`convert_checkpoint`.
+
+    Attributes:
+        write: What is saved: ``write(conversion, source_file_name)``.
+        usage: One line saying how to load the written file: ``usage(conversion, dst)``.
+        help: The layout, for ``--to``'s help.
+    """
+
+    write: Callable[[Conversion, Optional[str]], Any]
+    usage: Callable[[Conversion, str], str]
+    help: str
+
+
+#: The output layouts, by name (``--to``); a new one is one entry here.
+TARGET_TABLE: dict[str, Target] = {
+    "backbone": Target(backbone_checkpoint, _backbone_usage,
+                       "state_dict without prefix + meta, for init_cfg=Pretrained (default)"),
+    "classifier": Target(classifier_checkpoint, _classifier_usage,
+                         "mmpretrain ImageClassifier (backbone.*, head.fc.*) for load_from"),
+    "torchvision": Target(lambda conversion, _name: torchvision_state_dict(conversion),
+                          _torchvision_usage, "a plain torchvision ResNet state dict"),
+}
+TARGETS = tuple(TARGET_TABLE)
+
+
+def usage_hint(conversion: Conversion, dst: str, target: str) -> str:
+    """How to load what :func:`convert_checkpoint` wrote to ``dst`` as ``target``."""
+    return TARGET_TABLE[target].usage(conversion, dst)
+
+
 def convert_checkpoint(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -229,9 +283,9 @@ def convert_checkpoint(
         src: Source checkpoint (torch file, or detectron2/Caffe2 ``.pkl``).
         dst: Output path; written to a temporary file in its directory, then renamed.
         layout: Source layout, one of :data:`LAYOUTS`.
-        to: ``'backbone'`` (``state_dict`` without prefix + ``meta``), ``'classifier'``
-            (mmpretrain ``ImageClassifier`` keys + ``meta``) or ``'torchvision'`` (a plain
-            torchvision ``ResNet`` state dict).
+        to: One of :data:`TARGET_TABLE`: ``'backbone'`` (``state_dict`` without prefix +
+            ``meta``), ``'classifier'`` (mmpretrain ``ImageClassifier`` keys + ``meta``) or
+            ``'torchvision'`` (a plain torchvision ``ResNet`` state dict).
         style: See :func:`convert_state_dict`.
         stride_in_1x1: See :func:`convert_state_dict`.
 
@@ -268,12 +322,5 @@ def convert_checkpoint(
             "mean [103.53, 116.28, 123.675], std [1, 1, 1]; FAIR X-101-32x8d/X-152 take BGR with "
             "std [57.375, 57.12, 58.395]; torchvision-converted files take RGB; set "
             "data_preprocessor (mean, std, bgr_to_rgb) to match")
-    name = os.path.basename(src)
-    if to == "backbone":
-        obj: Any = backbone_checkpoint(conversion, name)
-    elif to == "classifier":
-        obj = classifier_checkpoint(conversion, name)
-    else:
-        obj = torchvision_state_dict(conversion)
-    save_atomic(obj, dst)
+    save_atomic(TARGET_TABLE[to].write(conversion, os.path.basename(src)), dst)
     return conversion

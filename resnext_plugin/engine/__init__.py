@@ -1,5 +1,6 @@
 """Runner-side pieces of the plugin: hooks, the CPU-capable distributed set-up, AMP on CPU, the
-speed knobs and the command-line handling the tools share.
+speed knobs and the runner a config asks for (the tools' command-line handling is in
+:mod:`resnext_plugin.cli.runner_setup`).
 
 Importing ``resnext_plugin.engine.hooks`` registers the hooks; the registry imports it on the first
 lookup of a ``resnext_plugin.`` hook type, so configs need no extra import.

@@ -29,34 +29,15 @@ import torch
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
 from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import Registry
 from mmengine.runner.amp import autocast
 from torch import nn
 
 from resnext_plugin.perf import cpu_bf16_support
 
+from ..registry import OPTIM_WRAPPERS
+
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
-
-
-def _plugin_optim_wrappers() -> Registry:
-    """The ``resnext_plugin`` scope's optimiser-wrapper registry.
-
-    ``resnext_plugin.registry.OPTIM_WRAPPERS`` when it exists; until then a child of mmengine's
-    root registry created here (mmengine allows one child per scope, so it is created only once).
-    """
-    from resnext_plugin import registry
-
-    if hasattr(registry, "OPTIM_WRAPPERS"):
-        return registry.OPTIM_WRAPPERS
-    existing = MMENGINE_OPTIM_WRAPPERS.children.get("resnext_plugin")
-    if existing is not None:
-        return existing
-    return Registry("optim_wrapper", parent=MMENGINE_OPTIM_WRAPPERS, scope="resnext_plugin")
-
-
-OPTIM_WRAPPERS = _plugin_optim_wrappers()
 
 
 @dataclass(frozen=True)
