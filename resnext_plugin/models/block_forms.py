@@ -12,34 +12,36 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 
-from .blocks import BLOCK_FORMS
+from .blocks import BLOCKS
 
 _BLOCK_KEY = re.compile(
     r"^(?P<block>(?:.*\.)?layer\d+\.\d+\.)(?:paths\.(?P<path>\d+)\.)?(?P<layer>conv[123]|[a-z]+n[123])"
     r"\.(?P<param>[^.]+)$"
 )
-#: Layers held per path in each form; norms are named by type (``bn1``, ``gn1``, ...).
-_PER_PATH_LAYERS = {
-    "a": re.compile(r"^(?:conv[123]|[a-z]+n[12])$"),
-    "b": re.compile(r"^(?:conv[12]|[a-z]+n[12])$"),
-    "c": re.compile(r"^$"),
-}
+_NOTHING = re.compile(r"(?!)")
+
+
+def _per_path(form: str) -> re.Pattern:
+    """The layers form ``form`` holds per path (its class's ``per_path_layers``)."""
+    layers = BLOCKS[form].per_path_layers
+    return _NOTHING if layers is None else re.compile(rf"^(?:{layers})$")
 
 
 def _check_form(name: str, form: str) -> None:
-    if form not in BLOCK_FORMS:
-        raise ValueError(f"convert_block_form: `{name}` must be one of {BLOCK_FORMS}, got {form!r}")
+    if form not in BLOCKS:
+        raise ValueError(f"convert_block_form: `{name}` must be one of {tuple(BLOCKS)}, got "
+                         f"{form!r}")
 
 
 def _to_form_c(block: dict, groups: int, src_form: str) -> dict:
     """Merge one block's per-path tensors (keys like ``paths.3.conv1.weight``) into form (c)."""
     merged = {key: value for key, value in block.items() if not key.startswith("paths.")}
     layers = {k.split(".")[2] for k in block if k.startswith("paths.0.")}
-    for layer in sorted(filter(_PER_PATH_LAYERS[src_form].match, layers)):
+    for layer in sorted(filter(_per_path(src_form).match, layers)):
         params = {k.split(".", 3)[3] for k in block if k.startswith("paths.0.") and
                   k.split(".")[2] == layer}
         for param in params:
@@ -52,7 +54,7 @@ def _to_form_c(block: dict, groups: int, src_form: str) -> dict:
 
 
 def _from_form_c(block: dict, groups: int, dst_form: str) -> dict:
-    per_path = _PER_PATH_LAYERS[dst_form]
+    per_path = _per_path(dst_form)
     split = {key: value for key, value in block.items() if not per_path.match(key.split(".")[0])}
     for key, value in block.items():
         layer, param = key.split(".", 1)
@@ -107,12 +109,11 @@ def convert_block_form(
         blocks[prefix][key[len(prefix):]] = value
     for prefix, block in blocks.items():
         missing = [k for k in range(groups)
-                   if src_form != "c" and f"paths.{k}.conv1.weight" not in block]
+                   if BLOCKS[src_form].per_path_layers and f"paths.{k}.conv1.weight" not in block]
         if missing:
             raise ValueError(f"convert_block_form: block {prefix!r} has no path {missing[0]} "
                              f"(groups={groups}, src_form={src_form!r})")
-        block_c = block if src_form == "c" else _to_form_c(block, groups, src_form)
-        blocks[prefix] = block_c if dst_form == "c" else _from_form_c(block_c, groups, dst_form)
+        blocks[prefix] = _from_form_c(_to_form_c(block, groups, src_form), groups, dst_form)
     result: "OrderedDict[str, torch.Tensor]" = OrderedDict()
     for key, value in out.items():
         if key in blocks:
@@ -120,3 +121,28 @@ def convert_block_form(
         else:
             result[key] = value
     return result
+
+
+def detect_block_form(keys: Iterable[str]) -> str:
+    """The block form of a state dict's keys: the form whose per-path layers (its class's
+    ``per_path_layers``) are exactly the layers the first block holds under ``paths.{k}.``.
+
+    Raises:
+        ValueError: No form holds the first block's layers that way.
+    """
+    per_path: set[str] = set()
+    whole: set[str] = set()
+    first = None
+    for key in keys:
+        match = _BLOCK_KEY.match(key)
+        if match is None:
+            continue
+        first = first or match["block"]
+        if match["block"] == first:
+            (whole if match["path"] is None else per_path).add(match["layer"])
+    for form in BLOCKS:
+        pattern = _per_path(form)
+        if all(map(pattern.match, per_path)) and not any(map(pattern.match, whole)):
+            return form
+    raise ValueError(f"detect_block_form: no block form holds {sorted(per_path)} per path and "
+                     f"{sorted(whole)} whole (block {first!r})")

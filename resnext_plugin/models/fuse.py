@@ -10,10 +10,11 @@ The pairs are found from the plugin's own structure (not from module order), so 
 BatchNorm is folded into the convolution whose output it actually normalises:
 
 * the stem, ``conv1``/``bn1`` or each convolution of the deep stem (either layout);
-* each bottleneck of block form ``'c'`` (``conv{1,2,3}``/``norm{1,2,3}``), and forms ``'b'`` and
-  ``'a'`` (per-path ``conv1``/``norm1``, ``conv2``/``norm2``; form (a) sums the paths' ``conv3``
-  before the shared ``norm3``, so it is folded into every path's ``conv3``);
-* the projection shortcut, ``downsample.0/1`` or, with ``avg_down``, ``downsample.1/2``.
+* each block, as its class declares (``ResNeXtBlock.fold_pairs``): form ``'c'``'s
+  ``conv{1,2,3}``/``norm{1,2,3}``; forms ``'b'`` and ``'a'``'s per-path ``conv1``/``norm1``,
+  ``conv2``/``norm2`` (form (a) sums the paths' ``conv3`` before the shared ``norm3``, so it is
+  folded into every path's ``conv3``); and the projection shortcut, ``downsample.0/1`` or, with
+  ``avg_down``, ``downsample.1/2``.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from .blocks import Bottleneck, _Path
+from .blocks import ResNeXtBlock
 from .conv_norm import PLAIN_CONVS
 
 
@@ -43,29 +44,9 @@ class _Pair:
         return getattr(self.parent, self.bn_name)
 
 
-def _block_pairs(name: str, block: Bottleneck) -> Iterator[_Pair]:
-    norm3 = block.norm3_name
-    if block.block_form == "c":
-        for i in (1, 2, 3):
-            norm = getattr(block, f"norm{i}_name")
-            yield _Pair(f"{name}.{norm}", [getattr(block, f"conv{i}")], block, norm)
-    else:
-        for k, path in enumerate(block.paths):
-            yield from _path_pairs(f"{name}.paths.{k}", path)
-        if block.block_form == "b":
-            yield _Pair(f"{name}.{norm3}", [block.conv3], block, norm3)
-        else:
-            yield _Pair(f"{name}.{norm3}", [path.conv3 for path in block.paths], block, norm3)
-    if block.downsample is not None:
-        ds = block.downsample
-        last = len(ds) - 1
-        yield _Pair(f"{name}.downsample.{last}", [ds[last - 1]], ds, str(last))
-
-
-def _path_pairs(name: str, path: _Path) -> Iterator[_Pair]:
-    for i in (1, 2):
-        norm = getattr(path, f"norm{i}_name")
-        yield _Pair(f"{name}.{norm}", [getattr(path, f"conv{i}")], path, norm)
+def _block_pairs(name: str, block: ResNeXtBlock) -> Iterator[_Pair]:
+    for path, convs, parent, norm in block.fold_pairs():
+        yield _Pair(f"{name}.{path}", convs, parent, norm)
 
 
 def _stem_pairs(name: str, backbone: nn.Module) -> Iterator[_Pair]:
@@ -85,7 +66,7 @@ def _find_pairs(model: nn.Module) -> list[_Pair]:
         if hasattr(module, "stem_conv_norms"):  # the plugin's ResNeXt
             found = True
             pairs.extend(_stem_pairs(name, module))
-        elif isinstance(module, Bottleneck):
+        elif isinstance(module, ResNeXtBlock):
             found = True
             pairs.extend(_block_pairs(name, module))
     if not found:

@@ -6,148 +6,25 @@ is C*d*2**i wide and its output is ``base_channels * 2**i * 4`` channels.
 """
 from __future__ import annotations
 
-import copy
 import math
-import warnings
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init
-from mmengine.registry import MODELS as ROOT_MODELS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..deps import require
 from ..registry import MODELS
 from .arch import ARCH_SETTINGS
-from .blocks import BLOCK_FORMS, EXPANSION, STYLES, Bottleneck, Downsample, make_stage
+from .blocks import BLOCKS, Downsample, ResNeXtBlock, make_stage
 from .conv_norm import conv_norm
 from .fuse import fuse_conv_bn
-from .peer_defaults import fill_defaults
 from .pretrained import load_pretrained
-
-STEM_TYPES = ("imagenet", "cifar")
-
-DEFAULT_STRIDES = (1, 2, 2, 2)
-DEFAULT_INIT_CFG = [
-    dict(type="Kaiming", layer=["Conv2d"]),
-    dict(type="Constant", val=1, layer=["_BatchNorm", "GroupNorm"]),
-]
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-           f"ResNeXt: `{name}` must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _flag(name: str, value: Any) -> bool:
-    _check(isinstance(value, bool), f"ResNeXt: `{name}` must be True or False, got {value!r}")
-    return value
-
-
-def _layer_cfg(name: str, cfg: Any) -> Optional[dict]:
-    """A deep copy of a conv/norm config, after checking that its ``type`` is registered."""
-    if cfg is None:
-        return None
-    _check(isinstance(cfg, dict) and "type" in cfg,
-           f"ResNeXt: `{name}` must be a dict with a 'type' (or None), got {cfg!r}")
-    layer_type = cfg["type"]
-    if isinstance(layer_type, str):
-        _check(ROOT_MODELS.get(layer_type) is not None,
-               f"ResNeXt: `{name}` type {layer_type!r} is not a registered layer "
-               "(mmcv registers e.g. 'BN', 'SyncBN', 'GN', 'Conv2d')")
-    return copy.deepcopy(cfg)
-
-
-def _per_stage(name: str, values: Any, num_stages: int) -> tuple[int, ...]:
-    _check(isinstance(values, Sequence) and len(values) == num_stages,
-           f"ResNeXt: `{name}` must have one entry per stage (num_stages={num_stages}), "
-           f"got {values!r}")
-    return tuple(_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
-
-
-def _dcn_cfg(dcn: Any, stage_with_dcn: Any, num_stages: int) -> tuple[Optional[dict], tuple]:
-    """``dcn`` checked and copied, and ``stage_with_dcn`` as one bool per stage."""
-    if dcn is None:
-        _check(stage_with_dcn is None or (isinstance(stage_with_dcn, Sequence)
-                                          and len(stage_with_dcn) == num_stages),
-               f"ResNeXt: `stage_with_dcn` must have one bool per stage (num_stages="
-               f"{num_stages}), got {stage_with_dcn!r}")
-        return None, (False,) * num_stages
-    # registers DCN, DCNv2 and mmcv's other deformable convolutions (needs the compiled mmcv)
-    require("mmcv.ops", "deformable convolution (ResNeXt `dcn`)")
-
-    dcn = _layer_cfg("dcn", dcn)
-    stages = (False,) * num_stages if stage_with_dcn is None else stage_with_dcn
-    _check(isinstance(stages, Sequence) and len(stages) == num_stages
-           and all(isinstance(s, bool) for s in stages),
-           f"ResNeXt: `stage_with_dcn` must have one bool per stage (num_stages={num_stages}), "
-           f"got {stage_with_dcn!r}")
-    return dcn, tuple(stages)
-
-
-def _stage_plugins(plugins: Any, num_stages: int) -> list[list[dict]]:
-    """mmdet's ``plugins`` list split per stage (each entry's ``stages`` says where)."""
-    if plugins is None:
-        return [[] for _ in range(num_stages)]
-    _check(isinstance(plugins, Sequence) and not isinstance(plugins, str),
-           f"ResNeXt: `plugins` must be a list of dict(cfg=..., position=..., stages=...), "
-           f"got {plugins!r}")
-    per_stage: list[list[dict]] = [[] for _ in range(num_stages)]
-    for index, plugin in enumerate(plugins):
-        _check(isinstance(plugin, dict) and isinstance(plugin.get("cfg"), dict)
-               and "type" in plugin["cfg"] and "position" in plugin,
-               f"ResNeXt: `plugins[{index}]` must be a dict with `cfg` (a dict with 'type') and "
-               f"`position`, got {plugin!r}")
-        plugin_type = plugin["cfg"]["type"]
-        if isinstance(plugin_type, str) and ROOT_MODELS.get(plugin_type) is None:
-            raise KeyError(f"ResNeXt: `plugins[{index}].cfg` type {plugin_type!r} is not a "
-                           "registered plugin layer (mmcv registers e.g. 'ContextBlock', "
-                           "'GeneralizedAttention', 'NonLocal2d')")
-        unknown = set(plugin) - {"cfg", "position", "stages"}
-        _check(not unknown, f"ResNeXt: `plugins[{index}]` has unknown keys {sorted(unknown)} "
-                            "(allowed: cfg, position, stages)")
-        stages = plugin.get("stages")
-        _check(stages is None or (isinstance(stages, Sequence) and len(stages) == num_stages),
-               f"ResNeXt: `plugins[{index}].stages` must have one bool per stage (num_stages="
-               f"{num_stages}), got {stages!r}")
-        for stage in range(num_stages):
-            if stages is None or stages[stage]:
-                per_stage[stage].append(dict(cfg=copy.deepcopy(plugin["cfg"]),
-                                             position=plugin["position"]))
-    return per_stage
-
-
-def _init_cfg(init_cfg: Any, pretrained: Any, peer: str) -> Union[dict, list, None]:
-    """The effective ``init_cfg``: mmdet's deprecated ``pretrained`` and each peer's default."""
-    omitted = init_cfg is DEFAULT_INIT_CFG
-    if pretrained is not None:
-        if not isinstance(pretrained, str):
-            raise TypeError(f"ResNeXt: `pretrained` must be a checkpoint path or URL (str) or "
-                            f"None, got {pretrained!r}")
-        _check(omitted or init_cfg is None,
-               "ResNeXt: give `init_cfg` or the deprecated `pretrained`, not both "
-               f"(got init_cfg={init_cfg!r}, pretrained={pretrained!r})")
-        warnings.warn("ResNeXt: `pretrained` is deprecated, use "
-                      "init_cfg=dict(type='Pretrained', checkpoint=...)", DeprecationWarning,
-                      stacklevel=3)
-        return dict(type="Pretrained", checkpoint=pretrained)
-    if omitted or (init_cfg is None and peer == "mmdet"):
-        return copy.deepcopy(DEFAULT_INIT_CFG)
-    _check(init_cfg is None or isinstance(init_cfg, dict) or (
-        isinstance(init_cfg, list) and all(isinstance(c, dict) for c in init_cfg)),
-           f"ResNeXt: `init_cfg` must be a dict, a list of dicts or None, got {init_cfg!r}")
-    return copy.deepcopy(init_cfg)
+from .spec import OMITTED, InitCfg, Omitted, ResNeXtSpec, check_arguments, check_flag
 
 
 @MODELS.register_module()
@@ -220,7 +97,9 @@ class ResNeXt(BaseModule):
             ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         init_cfg (dict | list[dict], optional): mmengine initialisation config. A
             ``Pretrained`` entry loads strictly; ``open-mmlab://``, ``torchvision://`` and
-            ``mmcls://`` names resolve through mmengine's model zoo.
+            ``mmcls://`` names resolve through mmengine's model zoo. Left out: Kaiming
+            convolutions and norms at 1 (:data:`~resnext_plugin.models.spec.DEFAULT_INIT_CFG`);
+            None: the same for mmdet, no initialisation for mmpretrain.
 
     Example:
         >>> import torch
@@ -273,150 +152,24 @@ class ResNeXt(BaseModule):
         fold_frozen_bn: bool = False,
         defaults: Optional[str] = None,
         pretrained: Optional[str] = None,
-        init_cfg: Union[dict, list, None] = DEFAULT_INIT_CFG,
+        init_cfg: Union[InitCfg, Omitted] = OMITTED,
     ) -> None:
-        peer, chosen = fill_defaults(
-            dict(out_indices=out_indices, norm_eval=norm_eval, stem_channels=stem_channels),
-            defaults)
-        super().__init__(init_cfg=_init_cfg(init_cfg, pretrained, peer))
-        self.peer = peer
-        # mmdet zero-initialises the last norms only under its default init (see peer_defaults)
-        self._zero_init_allowed = chosen["zero_init_with_init_cfg"] or (
-            pretrained is None and (init_cfg is None or init_cfg is DEFAULT_INIT_CFG))
-        _check(depth in ARCH_SETTINGS,
-               f"ResNeXt: `depth` must be one of {sorted(ARCH_SETTINGS)}, got {depth!r}")
-        _check(width_per_group is None or base_width is None,
-               "ResNeXt: give `width_per_group` or its mmdet alias `base_width`, not both "
-               f"(got width_per_group={width_per_group!r}, base_width={base_width!r})")
-        self.depth = depth
-        self.groups = _positive_int("groups", groups)
-        self.base_channels = _positive_int("base_channels", base_channels)
-        width = base_width if width_per_group is None else width_per_group
-        if width is None:
-            width = base_channels if groups == 1 else 4
-        self.width_per_group = _positive_int("width_per_group", width)
-        self.in_channels = _positive_int("in_channels", in_channels)
-        stem_channels = chosen["stem_channels"]
-        self.stem_channels = _positive_int(
-            "stem_channels", base_channels if stem_channels is None else stem_channels)
-        self.expansion = _positive_int("expansion", EXPANSION if expansion is None else expansion)
-        max_stages = len(ARCH_SETTINGS[depth])
-        num_stages = max_stages if num_stages is None else num_stages
-        _check(isinstance(num_stages, int) and 1 <= num_stages <= max_stages,
-               f"ResNeXt: `num_stages` must be an integer in [1, {max_stages}] for depth {depth},"
-               f" got {num_stages!r}")
-        self.num_stages = num_stages
-        self.strides = _per_stage(
-            "strides", DEFAULT_STRIDES[:num_stages] if strides is None else strides, num_stages)
-        self.dilations = _per_stage(
-            "dilations", (1,) * num_stages if dilations is None else dilations, num_stages)
-        self.out_indices = self._normalise_out_indices(chosen["out_indices"], num_stages)
-        _check(style in STYLES, f"ResNeXt: `style` must be one of {STYLES}, got {style!r}")
-        _check(block_form in BLOCK_FORMS,
-               f"ResNeXt: `block_form` must be one of {BLOCK_FORMS}, got {block_form!r}")
-        _check(stem_type in STEM_TYPES,
-               f"ResNeXt: `stem_type` must be one of {STEM_TYPES}, got {stem_type!r}")
-        _check(isinstance(frozen_stages, int) and -1 <= frozen_stages <= num_stages,
-               f"ResNeXt: `frozen_stages` must be an integer in [-1, num_stages={num_stages}], "
-               f"got {frozen_stages!r}")
-        _check(isinstance(drop_path_rate, (int, float)) and 0.0 <= drop_path_rate < 1.0,
-               f"ResNeXt: `drop_path_rate` must be in [0, 1), got {drop_path_rate!r}")
-        self.deep_stem = _flag("deep_stem", deep_stem)
-        _check(not deep_stem or self.stem_channels % 2 == 0,
-               f"ResNeXt: `stem_channels` must be even with deep_stem=True, got "
-               f"{self.stem_channels}")
-        _check(not (deep_stem and stem_type == "cifar"),
-               "ResNeXt: `deep_stem=True` is an ImageNet stem; stem_type='cifar' has one 3x3 "
-               "convolution")
-        self.style = style
-        self.stem_type = stem_type
-        self.avg_down = _flag("avg_down", avg_down)
-        self.frozen_stages = frozen_stages
-        self.conv_cfg = _layer_cfg("conv_cfg", conv_cfg)
-        self.norm_cfg = _layer_cfg("norm_cfg", dict(type="BN", requires_grad=True)
-                                   if norm_cfg is None else norm_cfg)
-        self.norm_eval = _flag("norm_eval", chosen["norm_eval"])
-        self.deep_stem_layout = chosen["deep_stem_layout"]
-        self.dcn, self.stage_with_dcn = _dcn_cfg(dcn, stage_with_dcn, num_stages)
-        _check(self.dcn is None or block_form == "c",
-               f"ResNeXt: `dcn` needs block_form='c' (one grouped convolution), got "
-               f"block_form={block_form!r}")
-        _check(self.dcn is None or self.conv_cfg is None,
-               f"ResNeXt: `conv_cfg` must be None when `dcn` is given (the 3x3 convolutions of "
-               f"the DCN stages are built from dcn), got conv_cfg={conv_cfg!r}")
-        self.plugins = copy.deepcopy(plugins)
-        stage_plugins = _stage_plugins(plugins, num_stages)
-        _check(not any(stage_plugins) or block_form == "c",
-               f"ResNeXt: `plugins` need block_form='c' (one grouped convolution), got "
-               f"block_form={block_form!r}")
-        self.with_cp = _flag("with_cp", with_cp)
-        if zero_init_residual is None:
-            zero_init_residual = residual is not False
-        self.zero_init_residual = _flag("zero_init_residual", zero_init_residual)
-        _check(not (zero_init_residual and residual is False),
-               "ResNeXt: `zero_init_residual=True` needs the shortcuts: with residual=False a "
-               "zero-initialised last norm would stop every block's signal")
-        self.block_form = block_form
-        self.channels_last = _flag("channels_last", channels_last)
-        self.residual = _flag("residual", residual)
-        self._fold_frozen_bn = _flag("fold_frozen_bn", fold_frozen_bn)
-        self.stage_blocks = ARCH_SETTINGS[depth][:num_stages]
-
-        self._make_stem()
-        dpr = torch.linspace(0, drop_path_rate, sum(ARCH_SETTINGS[depth])).tolist()
-        self.res_layers: list[str] = []
-        self.feature_info: list[dict] = []
-        stage_in, reduction = self.stem_channels, self.stem_stride
-        for i, num_blocks in enumerate(self.stage_blocks):
-            stage_out = self.stage_out_channels(i)
-            reduction *= self.strides[i]
-            stage = make_stage(
-                num_blocks, stage_in, stage_out,
-                groups=self.groups,
-                group_width=self.width_per_group * 2**i,
-                stride=self.strides[i],
-                dilation=self.dilations[i],
-                style=style,
-                avg_down=avg_down,
-                block_form=block_form,
-                conv_cfg=self.conv_cfg,
-                norm_cfg=self.norm_cfg,
-                drop_path_rates=dpr[:num_blocks],
-                with_cp=with_cp,
-                dcn=self.dcn if self.stage_with_dcn[i] else None,
-                plugins=stage_plugins[i],
-                residual=residual,
-                fold_frozen_bn=fold_frozen_bn,
-                avg_pool_at_stride_one=chosen["avg_pool_at_stride_one"],
-            )
-            dpr = dpr[num_blocks:]
-            name = f"layer{i + 1}"
-            self.add_module(name, stage)
-            self.res_layers.append(name)
-            self.feature_info.append(dict(num_chs=stage_out, reduction=reduction, module=name))
-            stage_in = stage_out
-        self.out_channels = tuple(self.feature_info[i]["num_chs"] for i in self.out_indices)
-        self.out_strides = tuple(self.feature_info[i]["reduction"] for i in self.out_indices)
-        self.feat_dim = self.feature_info[-1]["num_chs"]
-        if channels_last:
+        arguments = {name: value for name, value in locals().items()
+                     if name not in ("self", "__class__")}
+        spec = check_arguments(arguments)
+        super().__init__(init_cfg=spec.init_cfg)
+        self.spec = spec
+        for name in spec.MODEL_ATTRIBUTES:
+            setattr(self, name, getattr(spec, name))
+        self._make_stem(spec)
+        self._make_stages(spec)
+        self.fold_frozen_bn = spec.fold_frozen_bn
+        if spec.channels_last:
             self.to(memory_format=torch.channels_last)
             for module in self.modules():  # mmcv's deformable convolutions need NCHW tensors
-                if isinstance(module, Bottleneck) and module.with_dcn:
+                if isinstance(module, ResNeXtBlock) and module.with_dcn:
                     module.conv2.to(memory_format=torch.contiguous_format)
         self._freeze_stages()
-
-    @staticmethod
-    def _normalise_out_indices(out_indices: Any, num_stages: int) -> tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = (out_indices,)
-        _check(isinstance(out_indices, Sequence) and len(out_indices) > 0
-               and all(isinstance(i, int) and -num_stages <= i < num_stages for i in out_indices),
-               f"ResNeXt: `out_indices` must be stage indices in [-{num_stages}, {num_stages - 1}] "
-               f"(num_stages={num_stages}), got {out_indices!r}")
-        normalised = tuple(sorted({i % num_stages for i in out_indices}))
-        _check(len(normalised) == len(out_indices),
-               f"ResNeXt: `out_indices` has duplicates: {out_indices!r}")
-        return normalised
 
     def stage_out_channels(self, stage: int) -> int:
         """Output channels of stage ``stage`` (0-based)."""
@@ -441,9 +194,9 @@ class ResNeXt(BaseModule):
 
     @fold_frozen_bn.setter
     def fold_frozen_bn(self, value: bool) -> None:
-        self._fold_frozen_bn = _flag("fold_frozen_bn", value)
+        self._fold_frozen_bn = check_flag("fold_frozen_bn", value)
         for module in self.modules():
-            if isinstance(module, (Bottleneck, Downsample)):
+            if isinstance(module, (ResNeXtBlock, Downsample)):
                 module.fold_frozen_bn = value
 
     @property
@@ -456,35 +209,61 @@ class ResNeXt(BaseModule):
         """Downsampling of the stem (with its max-pool): 4, or 1 for the CIFAR stem."""
         return 1 if self.stem_type == "cifar" else 4
 
-    def _make_stem(self) -> None:
-        if self.deep_stem:
-            half = self.stem_channels // 2
-            shapes = ((self.in_channels, half, 2), (half, half, 1), (half, self.stem_channels, 1))
-            if self.deep_stem_layout == "sequential":  # mmdet: conv, norm, ReLU, ... (stem.0/1/3)
+    def _make_stem(self, spec: ResNeXtSpec) -> None:
+        """``conv1``/``bn1``/``relu`` (7x7, or 3x3 for CIFAR) or the deep ``stem``; ``maxpool``."""
+        conv_cfg, norm_cfg = spec.conv_cfg, spec.norm_cfg
+        if spec.deep_stem:
+            half = spec.stem_channels // 2
+            shapes = ((spec.in_channels, half, 2), (half, half, 1), (half, spec.stem_channels, 1))
+            if spec.deep_stem_layout == "sequential":  # mmdet: conv, norm, ReLU, ... (stem.0/1/3)
                 layers: list[nn.Module] = []
                 for cin, cout, stride in shapes:
-                    layers += [build_conv_layer(self.conv_cfg, cin, cout, kernel_size=3,
+                    layers += [build_conv_layer(conv_cfg, cin, cout, kernel_size=3,
                                                 stride=stride, padding=1, bias=False),
-                               build_norm_layer(self.norm_cfg, cout)[1], nn.ReLU(inplace=True)]
+                               build_norm_layer(norm_cfg, cout)[1], nn.ReLU(inplace=True)]
                 self.stem = nn.Sequential(*layers)
             else:  # mmpretrain: three ConvModules (stem.0.conv, stem.0.bn, ...)
                 self.stem = nn.Sequential(*(
                     ConvModule(cin, cout, kernel_size=3, stride=stride, padding=1,
-                               conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, inplace=True)
+                               conv_cfg=conv_cfg, norm_cfg=norm_cfg, inplace=True)
                     for cin, cout, stride in shapes))
         else:
-            kernel, stride = (3, 1) if self.stem_type == "cifar" else (7, 2)
-            self.conv1 = build_conv_layer(self.conv_cfg, self.in_channels, self.stem_channels,
+            kernel, stride = (3, 1) if spec.stem_type == "cifar" else (7, 2)
+            self.conv1 = build_conv_layer(conv_cfg, spec.in_channels, spec.stem_channels,
                                           kernel_size=kernel, stride=stride,
                                           padding=kernel // 2, bias=False)
-            self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, self.stem_channels,
-                                                      postfix=1)
+            self.norm1_name, norm1 = build_norm_layer(norm_cfg, spec.stem_channels, postfix=1)
             self.add_module(self.norm1_name, norm1)
             self.relu = nn.ReLU(inplace=True)
-        if self.stem_type == "cifar":
+        if spec.stem_type == "cifar":
             self.maxpool = nn.Identity()
         else:
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+    def _make_stages(self, spec: ResNeXtSpec) -> None:
+        """``layer1``..``layer{num_stages}`` of ``BLOCKS[block_form]``, and ``feature_info``."""
+        block = BLOCKS[spec.block_form]
+        rates = torch.linspace(0, spec.drop_path_rate, sum(ARCH_SETTINGS[spec.depth])).tolist()
+        self.res_layers: list[str] = []
+        self.feature_info: list[dict] = []
+        stage_in, reduction = spec.stem_channels, self.stem_stride
+        for i, num_blocks in enumerate(spec.stage_blocks):
+            stage_out = self.stage_out_channels(i)
+            reduction *= spec.strides[i]
+            first = sum(spec.stage_blocks[:i])
+            stage = make_stage(num_blocks, stage_in, stage_out, spec.strides[i], block,
+                               avg_down=spec.avg_down,
+                               avg_pool_at_stride_one=spec.avg_pool_at_stride_one,
+                               drop_path_rate_per_block=rates[first:first + num_blocks],
+                               **spec.stage_block_kwargs(i))
+            name = f"layer{i + 1}"
+            self.add_module(name, stage)
+            self.res_layers.append(name)
+            self.feature_info.append(dict(num_chs=stage_out, reduction=reduction, module=name))
+            stage_in = stage_out
+        self.out_channels = tuple(self.feature_info[i]["num_chs"] for i in spec.out_indices)
+        self.out_strides = tuple(self.feature_info[i]["reduction"] for i in spec.out_indices)
+        self.feat_dim = self.feature_info[-1]["num_chs"]
 
     def stem_conv_norms(self) -> list[tuple[nn.Module, nn.Module]]:
         """The stem's (convolution, norm) pairs, in order, whatever its layout."""
@@ -542,9 +321,9 @@ class ResNeXt(BaseModule):
         pretrained = self._pretrained_cfg()
         if pretrained is None:
             super().init_weights()
-            if self.zero_init_residual and self._zero_init_allowed:
+            if self.zero_init_residual and self.spec.zero_init_allowed:
                 for module in self.modules():
-                    if isinstance(module, Bottleneck):
+                    if isinstance(module, ResNeXtBlock):
                         constant_init(module.norm3, 0)
             return
         unknown = set(pretrained) - {"type", "checkpoint", "prefix", "map_location"}
