@@ -8,7 +8,8 @@ detection heads) and are left out on purpose. A key the layout does not know rai
 :class:`ConversionError` naming it: a wrong ``--from``, or a checkpoint of another architecture.
 
 Downsample indices keep the source's numbering here (timm's ``avg_down`` puts the projection at
-``downsample.1`` even in stage 1); :mod:`.verify` renumbers them against a built model.
+``downsample.1`` even in stage 1); :mod:`.verify` renumbers them against a built model. The deep
+stem's and the shortcut's layouts live in :mod:`resnext_plugin.models.key_layouts`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+
+from ..models.key_layouts import sequential_to_convmodule, stem_layout
 
 LAYOUTS = ("torchvision", "timm", "mmpretrain", "mmdet", "detectron2", "plugin")
 
@@ -68,16 +71,15 @@ _Rename = Callable[[str], Optional[str]]
 
 
 def _sequential_stem(match: Optional[re.Match], last_bn: Optional[str] = None) -> Optional[str]:
-    """``conv, bn, relu`` triplets at indices 0/1, 3/4, 6/7 -> ``stem.{i}.conv``/``stem.{i}.bn``."""
+    """``conv, bn, relu`` triplets at indices 0/1, 3/4, 6/7 -> ``stem.{i}.conv``/``stem.{i}.bn``
+    (convolutions have a weight only; timm's last norm is ``last_bn``, not in the triplets)."""
     if match is None:
         return None
     idx, param = int(match["idx"]), match["param"]
     conv_index, position = divmod(idx, 3)
-    if position == 0 and param == "weight":
-        return f"stem.{conv_index}.conv.weight"
-    if position == 1 and (conv_index < 2 or last_bn is None):
-        return f"stem.{conv_index}.bn.{param}"
-    return None
+    if (position == 0 and param != "weight") or (position == 1 and conv_index == 2 and last_bn):
+        return None
+    return sequential_to_convmodule(idx, param)
 
 
 def _rename_torchvision(key: str) -> Optional[str]:
@@ -162,7 +164,7 @@ def map_torchvision(weights: Mapping[str, torch.Tensor]) -> MappedWeights:
 
 def map_timm(weights: Mapping[str, torch.Tensor]) -> MappedWeights:
     """timm ``ResNet``: torchvision's names; deep stems (``*d`` models) as ``conv1.{0..6}``."""
-    deep_stem = "conv1.0.weight" in weights
+    deep_stem = stem_layout(weights) == "timm"
     return _map_flat(weights, "timm", _rename_timm(deep_stem), _FC,
                      _PLAIN + ", conv1.{0,1,3,4,6}.* (deep stem), fc.*")
 
@@ -354,6 +356,10 @@ def map_weights(weights: Mapping[str, torch.Tensor], layout: str) -> MappedWeigh
     return mapped
 
 
+#: The source whose checkpoints lay a deep stem out that way (``models.key_layouts``).
+_STEM_LAYOUT_SOURCES = {"timm": "timm", "convmodule": "mmpretrain", "sequential": "mmdet"}
+
+
 def guess_layout(weights: Mapping[str, torch.Tensor]) -> Optional[str]:
     """The layout a state dict's names suggest, for error messages; None if none fits."""
     keys = list(weights)
@@ -363,12 +369,9 @@ def guess_layout(weights: Mapping[str, torch.Tensor]) -> Optional[str]:
         return "plugin"
     if any(k.startswith("backbone.") for k in keys):
         return "mmpretrain" if any(k.startswith("head.fc.") for k in keys) else "mmdet"
-    if "conv1.0.weight" in weights:
-        return "timm"
-    if "stem.0.conv.weight" in weights:
-        return "mmpretrain"
-    if "stem.0.weight" in weights:
-        return "mmdet"
+    stem = stem_layout(weights)
+    if stem is not None:
+        return _STEM_LAYOUT_SOURCES[stem]
     if "conv1.weight" in weights and any(k.startswith("layer1.") for k in keys):
         return "torchvision"
     return None

@@ -16,10 +16,10 @@ import torch
 from ..models import ResNeXt, convert_block_form
 from ..models import arch as model_arch
 from ..models.arch import describe
+from ..models.block_forms import detect_block_form
+from ..models.key_layouts import layout_renames
 from .layouts import ConversionError, MappedWeights
 
-_BLOCK_PREFIX = re.compile(r"^layer(\d+)\.(\d+)\.")
-_DOWNSAMPLE = re.compile(r"^(layer\d+\.\d+\.downsample)\.(\d+)\.(.+)$")
 _PATH_INDEX = re.compile(r"^layer1\.0\.paths\.(\d+)\.")
 #: BatchNorm eps of the plugin's default ``norm_cfg``; Caffe2's affine-only norms get
 #: ``running_var = 1 - eps`` so that the converted BN computes exactly ``scale * x + bias``.
@@ -31,7 +31,10 @@ def to_block_form_c(mapped: MappedWeights) -> str:
     groups = {int(m[1]) for key in mapped.backbone if (m := _PATH_INDEX.match(key))}
     if not groups:
         return "c"
-    form = "a" if any(k.endswith("paths.0.conv3.weight") for k in mapped.backbone) else "b"
+    try:
+        form = detect_block_form(mapped.backbone)
+    except ValueError as err:
+        raise ConversionError(f"cannot merge per-path weights into form (c): {err}") from err
     try:
         merged = convert_block_form(mapped.backbone, len(groups), form, "c")
     except (KeyError, ValueError) as err:
@@ -61,23 +64,10 @@ def build_reference(arch: Mapping, style: str = "pytorch") -> ResNeXt:
                    defaults="mmpretrain", init_cfg=None)
 
 
-def _renumber_downsample(mapped: MappedWeights, expected: Mapping[str, torch.Tensor]) -> None:
-    """Move each shortcut's conv/bn to the indices the model uses (timm: 1/2 even in stage 1)."""
-    groups: dict[str, dict[int, list[str]]] = {}
-    for key in mapped.backbone:
-        match = _DOWNSAMPLE.match(key)
-        if match:
-            groups.setdefault(match[1], {}).setdefault(int(match[2]), []).append(key)
-    renames: dict[str, str] = {}
-    for block, by_index in groups.items():
-        target = sorted({int(m[2]) for k in expected if (m := _DOWNSAMPLE.match(k))
-                         and m[1] == block})
-        source = sorted(by_index)
-        if source == target or len(source) != len(target):
-            continue  # equal, or a mismatch the key check reports
-        for src_index, dst_index in zip(source, target):
-            for key in by_index[src_index]:
-                renames[key] = f"{block}.{dst_index}.{_DOWNSAMPLE.match(key)[3]}"
+def _match_model_layout(mapped: MappedWeights, expected: Mapping[str, torch.Tensor]) -> None:
+    """Rename keys to the model's layout (:mod:`resnext_plugin.models.key_layouts`): each
+    shortcut's conv/bn to the indices the model uses (timm: 1/2 even in stage 1)."""
+    renames = layout_renames(mapped.backbone, expected)
     if renames:
         mapped.backbone = OrderedDict((renames.get(k, k), v) for k, v in mapped.backbone.items())
         mapped.origin = {renames.get(k, k): v for k, v in mapped.origin.items()}
@@ -124,7 +114,7 @@ def verify(mapped: MappedWeights, arch: Mapping, style: str) -> "OrderedDict[str
     """
     name = describe(arch)
     expected = build_reference(arch, style).state_dict()
-    _renumber_downsample(mapped, expected)
+    _match_model_layout(mapped, expected)
     _fill_norm_buffers(mapped, expected)
     for key, tensor in mapped.backbone.items():
         source = mapped.origin[key]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import torch
 
 from .blocks import EXPANSION
+from .key_layouts import STEM_FIRST_CONV, STEM_LAST_CONV, has_avg_down, stem_layout
 
 #: Blocks per stage for each depth (paper Table 1 and its 101/152-layer siblings).
 ARCH_SETTINGS: dict[int, tuple[int, ...]] = {
@@ -24,7 +25,6 @@ ARCH_SETTINGS: dict[int, tuple[int, ...]] = {
 }
 
 _BLOCK_PREFIX = re.compile(r"^layer(\d+)\.(\d+)\.")
-_DOWNSAMPLE = re.compile(r"^(layer\d+\.\d+\.downsample)\.(\d+)\.(.+)$")
 
 
 class ArchitectureError(ValueError):
@@ -101,22 +101,17 @@ def infer_arch(weights: Mapping[str, torch.Tensor]) -> dict:
                               "ResNeXt's grouped 3x3 convolution has shape (C*d, d, 3, 3)")
     width, groups = int(conv2.shape[1]), int(conv2.shape[0] // conv2.shape[1])
     # the deep stem: mmpretrain's ConvModules (stem.{0,1,2}.conv) or mmdet's flat stem.{0,3,6}
-    modules = "stem.0.conv.weight" in weights
-    deep_stem = modules or "stem.0.weight" in weights
+    layout = stem_layout(weights)
+    deep_stem = layout in ("convmodule", "sequential")
     if deep_stem:
-        first = weights["stem.0.conv.weight" if modules else "stem.0.weight"]
-        last = _require(weights, "stem.2.conv.weight" if modules else "stem.6.weight",
-                        "the deep stem has three convolutions")
+        first = weights[STEM_FIRST_CONV[layout]]
+        last = _require(weights, STEM_LAST_CONV[layout], "the deep stem has three convolutions")
     else:
         first = last = _require(weights, "conv1.weight", "the stem convolution")
     conv3 = weights["layer1.0.conv3.weight"]
     if conv3.dim() != 4 or conv3.shape[0] % EXPANSION:
         raise ArchitectureError(f"key 'layer1.0.conv3.weight' has shape {tuple(conv3.shape)}; "
                               f"its output channels must be {EXPANSION} x base_channels")
-    last_stage = len(counts)
-    downsample_convs = [int(m[2]) for key, value in weights.items()
-                        if (m := _DOWNSAMPLE.match(key)) and m[3] == "weight" and value.dim() == 4
-                        and key.startswith(f"layer{last_stage}.0.")]
     return dict(
         depth=_depth(counts),
         groups=groups,
@@ -127,7 +122,7 @@ def infer_arch(weights: Mapping[str, torch.Tensor]) -> dict:
         num_stages=len(counts),
         deep_stem=deep_stem,
         # avg_down (ResNet-D) puts an average pool at downsample.0, the projection after it.
-        avg_down=bool(downsample_convs) and downsample_convs[0] != 0,
+        avg_down=has_avg_down([k for k, v in weights.items() if v.dim() == 4], len(counts)),
     )
 
 

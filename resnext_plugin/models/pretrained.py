@@ -17,12 +17,9 @@ from torch import nn
 
 from ..checkpoint import extract_state_dict, read_checkpoint
 from .arch import describe_weights
+from .key_layouts import match_layout
 
 _BACKBONE_KEY = re.compile(r"^(layer\d+\.|conv1\.|[a-z]+n1\.|stem\.)")
-# The deep stem's two layouts: mmpretrain's ConvModules and mmdet's flat (conv, norm, ReLU) x 3.
-_CONVMODULE_STEM_KEY = re.compile(
-    r"^stem\.(?P<index>[0-2])\.(?P<layer>conv|[a-z]+n)\.(?P<param>.+)$")
-_FLAT_STEM_KEY = re.compile(r"^stem\.(?P<index>[0-8])\.(?P<param>[^.]+)$")
 
 
 def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: Optional[str],
@@ -40,61 +37,6 @@ def select_prefix(state_dict: Mapping[str, torch.Tensor], prefix: Optional[str],
         sample = ", ".join(list(state_dict)[:3])
         raise ValueError(f"{source}: no key starts with prefix {prefix!r} (first keys: {sample})")
     return selected
-
-
-def match_stem_layout(state_dict: Mapping[str, torch.Tensor],
-                      own: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Deep-stem keys of the other peer's layout renamed to the model's (same tensors).
-
-    mmpretrain's deep stem is three ``ConvModule`` s (``stem.{i}.conv``, ``stem.{i}.bn``), mmdet's a
-    flat ``nn.Sequential`` of (conv, norm, ReLU) x 3 (``stem.{3i}``, ``stem.{3i+1}``).
-    """
-    flat_model = any(_FLAT_STEM_KEY.match(k) for k in own)
-    module_norm = next((m["layer"] for k in own if (m := _CONVMODULE_STEM_KEY.match(k))
-                        and m["layer"] != "conv"), None)
-    renamed: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        module_key = _CONVMODULE_STEM_KEY.match(key)
-        flat_key = _FLAT_STEM_KEY.match(key)
-        if flat_model and module_key:
-            offset = 0 if module_key["layer"] == "conv" else 1
-            key = f"stem.{3 * int(module_key['index']) + offset}.{module_key['param']}"
-        elif module_norm and flat_key:
-            index, position = divmod(int(flat_key["index"]), 3)
-            layer = "conv" if position == 0 else module_norm
-            key = f"stem.{index}.{layer}.{flat_key['param']}"
-        renamed[key] = value
-    return renamed
-
-
-_DOWNSAMPLE_KEY = re.compile(
-    r"^(?P<block>layer\d+\.\d+\.downsample)\.(?P<index>\d)\.(?P<param>.+)$")
-
-
-def match_downsample_layout(state_dict: Mapping[str, torch.Tensor],
-                            own: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Projection-shortcut indices shifted to the model's where only the numbering differs.
-
-    With ``avg_down``, mmdet pools (kernel 1) in the stride-1 stage too, so its first stage keeps
-    the projection at ``downsample.1/2`` where mmpretrain's is at ``downsample.0/1``.
-    """
-    def indices(keys: Any) -> dict[str, list[int]]:
-        found: dict[str, set[int]] = {}
-        for key in keys:
-            if match := _DOWNSAMPLE_KEY.match(key):
-                found.setdefault(match["block"], set()).add(int(match["index"]))
-        return {block: sorted(values) for block, values in found.items()}
-
-    theirs, ours = indices(state_dict), indices(own)
-    shift = {block: ours[block][0] - index[0] for block, index in theirs.items()
-             if block in ours and len(ours[block]) == len(index) and ours[block] != index}
-    renamed: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        match = _DOWNSAMPLE_KEY.match(key)
-        if match and match["block"] in shift:
-            key = f"{match['block']}.{int(match['index']) + shift[match['block']]}.{match['param']}"
-        renamed[key] = value
-    return renamed
 
 
 def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = None,
@@ -118,7 +60,7 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
     state_dict = select_prefix(extract_state_dict(read_checkpoint(checkpoint, map_location),
                                                   checkpoint), prefix, checkpoint)
     own = model.state_dict()
-    state_dict = match_downsample_layout(match_stem_layout(state_dict, own), own)
+    state_dict = match_layout(state_dict, own)  # the other peer's deep stem and shortcut names
     block_form = getattr(model, "block_form", "c")
     if block_form != "c" and not any(".paths." in k for k in state_dict):
         from .block_forms import convert_block_form
