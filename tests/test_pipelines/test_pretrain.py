@@ -1,4 +1,4 @@
-"""ImageNet pretraining through mmpretrain on mmengine's runners (issue 3), end to end.
+"""ImageNet pretraining through mmpretrain on mmengine's runners, end to end.
 
 Every test runs the real tools (``tools/train.py``, ``tools/test.py``, ``tools/dist_train.sh``)
 in subprocesses on a tiny generated data set, with the demo config shrunk through a derived
