@@ -41,6 +41,14 @@ def _forced_native(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(amp, "cpu_bf16_support", lambda: (True, "forced by the test"))
 
 
+def test_the_wrapper_is_registered_in_the_plugins_scope_as_the_hooks_are():
+    from resnext_plugin import registry
+
+    assert amp.OPTIM_WRAPPERS is registry.OPTIM_WRAPPERS
+    assert registry.OPTIM_WRAPPERS.get("AmpOptimWrapper") is AmpOptimWrapper
+    assert OPTIM_WRAPPERS.get("resnext_plugin.AmpOptimWrapper") is AmpOptimWrapper
+
+
 def _wrapper(model: nn.Module, **kwargs) -> AmpOptimWrapper:
     init_default_scope("mmengine")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
