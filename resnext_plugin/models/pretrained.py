@@ -17,6 +17,8 @@ from torch import nn
 
 from ..checkpoint import extract_state_dict, read_checkpoint
 from .arch import describe_weights
+from .block_forms import convert_block_form
+from .blocks import BLOCKS
 from .key_layouts import match_layout
 
 _BACKBONE_KEY = re.compile(r"^(layer\d+\.|conv1\.|[a-z]+n1\.|stem\.)")
@@ -62,9 +64,7 @@ def load_pretrained(model: nn.Module, checkpoint: str, prefix: Optional[str] = N
     own = model.state_dict()
     state_dict = match_layout(state_dict, own)  # the other peer's deep stem and shortcut names
     block_form = getattr(model, "block_form", "c")
-    if block_form != "c" and not any(".paths." in k for k in state_dict):
-        from .block_forms import convert_block_form
-
+    if BLOCKS[block_form].per_path_layers and not any(".paths." in k for k in state_dict):
         state_dict = convert_block_form(state_dict, model.groups, "c", block_form)
 
     def mismatch(detail: str) -> ValueError:

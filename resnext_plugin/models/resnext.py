@@ -83,8 +83,9 @@ class ResNeXt(BaseModule):
             ``residual=False`` (without a shortcut a zero norm would block the signal; asking
             for both is an error).
         drop_path_rate (float): Stochastic depth, rising linearly over the blocks to this rate.
-        block_form (str): The paper's Fig. 3 template: ``'a'``, ``'b'`` or ``'c'`` (one grouped
-            convolution, the fast one and the default).
+        block_form (str): The block class, a key of :data:`~resnext_plugin.models.blocks.BLOCKS`:
+            the paper's Fig. 3 template ``'a'``, ``'b'`` or ``'c'`` (one grouped convolution, the
+            fast one and the default).
         channels_last (bool): Run the network in ``torch.channels_last`` memory format.
         residual (bool): False removes every shortcut (the paper's Sec. 5.1 ablation).
         stem_type (str): ``'imagenet'`` (7x7 or deep stem, then max-pool) or ``'cifar'`` (one
