@@ -61,3 +61,18 @@ def test_test_cli_loads_the_checkpoint_and_adds_a_dump(tmp_path: Path, cli_env: 
         test.build_config(test.parse_args([DEMO, str(ckpt), "--out", str(tmp_path / "x.txt")]))
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         test.build_config(test.parse_args([DEMO, str(tmp_path / "missing.pth")]))
+
+
+def test_missing_data_is_one_error_line_and_exit_2(tmp_path: Path, cli_env: None,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """The frame train.py and test.py share (cli.runner_setup.run_tool): data that is not there
+    stops the run with ``<tool>: error: ...`` naming the folder, not a traceback."""
+    test = _tool("test")
+    ckpt = tmp_path / "model.pth"
+    ckpt.write_bytes(b"")
+    missing = tmp_path / "no_imagenet_here"
+    code = test.main([DEMO, str(ckpt), "--work-dir", str(tmp_path / "work"), "--cfg-options",
+                      f"test_dataloader.dataset.data_root={missing}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "test.py: error:" in err and str(missing) in err
