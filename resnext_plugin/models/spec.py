@@ -244,17 +244,8 @@ def _needs_form_with_extras(what: str, given: bool, block_form: str) -> None:
            f"ResNeXt: {what} {forms} (one grouped convolution), got block_form={block_form!r}")
 
 
-def check_arguments(args: Mapping[str, Any]) -> ResNeXtSpec:
-    """Validate the ``ResNeXt`` constructor's arguments (name -> value) and resolve defaults.
-
-    Raises:
-        ValueError: A value is out of range or of the wrong type; the message names the argument.
-        TypeError: ``pretrained`` is not a string. KeyError: a plugin type is not registered.
-    """
-    peer, chosen = fill_defaults({key: args[key] for key in
-                                  ("out_indices", "norm_eval", "stem_channels")}, args["defaults"])
-    init_cfg, pretrained = args["init_cfg"], args["pretrained"]
-    resolved_init_cfg = _init_cfg(init_cfg, pretrained, peer)
+def _widths(args: Mapping[str, Any], stem_channels: Optional[int]) -> dict[str, int]:
+    """``depth`` and the widths: C, d (or mmdet's ``base_width``), the stem's and the stages'."""
     depth, groups, base_channels = args["depth"], args["groups"], args["base_channels"]
     _check(depth in ARCH_SETTINGS,
            f"ResNeXt: `depth` must be one of {sorted(ARCH_SETTINGS)}, got {depth!r}")
@@ -267,25 +258,47 @@ def check_arguments(args: Mapping[str, Any]) -> ResNeXtSpec:
     width = base_width if width_per_group is None else width_per_group
     if width is None:
         width = base_channels if groups == 1 else 4
-    stem_channels = base_channels if chosen["stem_channels"] is None else chosen["stem_channels"]
-    widths = dict(
+    expansion = EXPANSION if args["expansion"] is None else args["expansion"]
+    return dict(
+        depth=depth, groups=groups, base_channels=base_channels,
         width_per_group=_positive_int("width_per_group", width),
         in_channels=_positive_int("in_channels", args["in_channels"]),
-        stem_channels=_positive_int("stem_channels", stem_channels),
-        expansion=_positive_int("expansion", EXPANSION if args["expansion"] is None
-                                else args["expansion"]))
+        stem_channels=_positive_int("stem_channels",
+                                    base_channels if stem_channels is None else stem_channels),
+        expansion=_positive_int("expansion", expansion))
+
+
+def _stages(args: Mapping[str, Any], depth: int, out_indices: Any) -> dict[str, Any]:
+    """The stages: how many, their blocks, strides and dilations, and the returned ones."""
     max_stages = len(ARCH_SETTINGS[depth])
     num_stages = max_stages if args["num_stages"] is None else args["num_stages"]
     _check(isinstance(num_stages, int) and 1 <= num_stages <= max_stages,
            f"ResNeXt: `num_stages` must be an integer in [1, {max_stages}] for depth {depth},"
            f" got {num_stages!r}")
     strides, dilations = args["strides"], args["dilations"]
-    stages = dict(
+    return dict(
+        num_stages=num_stages, stage_blocks=ARCH_SETTINGS[depth][:num_stages],
         strides=_per_stage("strides", DEFAULT_STRIDES[:num_stages] if strides is None
                            else strides, num_stages),
         dilations=_per_stage("dilations", (1,) * num_stages if dilations is None else dilations,
                              num_stages),
-        out_indices=_out_indices(chosen["out_indices"], num_stages))
+        out_indices=_out_indices(out_indices, num_stages))
+
+
+def check_arguments(args: Mapping[str, Any]) -> ResNeXtSpec:
+    """Validate the ``ResNeXt`` constructor's arguments (name -> value) and resolve defaults.
+
+    Raises:
+        ValueError: A value is out of range or of the wrong type; the message names the argument.
+        TypeError: ``pretrained`` is not a string. KeyError: a plugin type is not registered.
+    """
+    peer, chosen = fill_defaults({key: args[key] for key in
+                                  ("out_indices", "norm_eval", "stem_channels")}, args["defaults"])
+    init_cfg, pretrained = args["init_cfg"], args["pretrained"]
+    resolved_init_cfg = _init_cfg(init_cfg, pretrained, peer)
+    widths = _widths(args, chosen["stem_channels"])
+    stages = _stages(args, widths["depth"], chosen["out_indices"])
+    num_stages = stages["num_stages"]
     style = _choice("style", args["style"], STYLES)
     block_form = _choice("block_form", args["block_form"], tuple(BLOCKS))
     stem_type = _choice("stem_type", args["stem_type"], STEM_TYPES)
@@ -323,8 +336,7 @@ def check_arguments(args: Mapping[str, Any]) -> ResNeXtSpec:
            "ResNeXt: `zero_init_residual=True` needs the shortcuts: with residual=False a "
            "zero-initialised last norm would stop every block's signal")
     return ResNeXtSpec(
-        depth=depth, groups=groups, base_channels=base_channels, num_stages=num_stages,
-        stage_blocks=ARCH_SETTINGS[depth][:num_stages], **widths, **stages, style=style,
+        **widths, **stages, style=style,
         stem_type=stem_type, deep_stem=deep_stem, deep_stem_layout=chosen["deep_stem_layout"],
         avg_down=avg_down, avg_pool_at_stride_one=chosen["avg_pool_at_stride_one"],
         frozen_stages=frozen_stages, conv_cfg=conv_cfg, norm_cfg=norm_cfg, norm_eval=norm_eval,
