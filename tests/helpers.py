@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from resnext_plugin.checkpoint.safe_load import load_checkpoint_file
 from resnext_plugin.models import ResNeXt
 
 
@@ -25,6 +26,13 @@ def randomise_bn(model: nn.Module, seed: int = 0) -> None:
             m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
             m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
             m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+
+
+def checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of an mmengine checkpoint, read weights-only by the plugin's own reader
+    (plain ``torch.load(weights_only=True)`` refuses mmengine's message hub unless something in
+    the process happened to allow its classes first)."""
+    return load_checkpoint_file(path)["state_dict"]
 
 
 def logged_training(work_dir: Path, keys: Sequence[str]) -> dict[int, dict]:

@@ -59,8 +59,10 @@ def test_setup_distributed_without_launcher_copies_the_config() -> None:
 
 
 _SLURM_WORKER = """\
-import os, sys, torch, torch.distributed as dist
+import atexit, os, sys, torch, torch.distributed as dist
 from resnext_plugin.engine.dist import init_distributed
+# atexit runs handlers last-in first-out: this one runs after the plugin's own.
+atexit.register(lambda: print('group alive at exit:', dist.is_initialized(), file=sys.stderr))
 init_distributed('slurm', backend='nccl', timeout=60)
 x = torch.tensor([float(dist.get_rank() + 1)])
 dist.all_reduce(x)
@@ -86,5 +88,9 @@ def test_slurm_launcher_on_cpu_uses_gloo(tmp_path: Path) -> None:
         assert proc.returncode == 0, err[-3000:]
     lines = sorted(out.strip().splitlines()[-1] for out, _ in outputs)
     assert lines == ["gloo 0 2 0 3.0", "gloo 1 2 1 3.0"]
+    # The process group is destroyed before interpreter finalisation (a finished rank could
+    # otherwise abort there, tearing down gloo's threads): see test_clean_exit.py.
+    for _, err in outputs:
+        assert "group alive at exit: False" in err, err[-3000:]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import coco_data_options, logged_training, randomise_bn
+from helpers import checkpoint_state_dict, coco_data_options, logged_training, randomise_bn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
@@ -160,7 +160,7 @@ def test_transfer_run_reports_coco_bbox_and_segm(transfer_run, backbone_ckpt):
     assert any("loss_mask" in entry for entry in scalars)
 
     checkpoint = work_dir / "epoch_1.pth"
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    state = checkpoint_state_dict(checkpoint)
     # The backbone started from our converted checkpoint: the frozen stem and stage 1 still
     # hold exactly its tensors after training.
     converted = torch.load(backbone_ckpt, map_location="cpu", weights_only=True)
@@ -211,10 +211,6 @@ def _train_interrupted_and_full(config: Path, options: list[str], tmp_path: Path
     return full, resumed
 
 
-def _state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-
-
 def _resume_options(coco: Path, backbone: Path) -> list[str]:
     return [o for o in tiny_run_options(coco, backbone) if not o.startswith("train_cfg.")]
 
@@ -227,8 +223,9 @@ def test_mask_rcnn_interrupted_then_resumed_equals_uninterrupted(tiny_demo_coco,
     config.write_text(RESUME_CONFIG.format(base=str(ROOT / DETECTION_DEMO)))
     full, resumed = _train_interrupted_and_full(
         config, _resume_options(tiny_demo_coco, backbone_ckpt), tmp_path, "reseeded")
-    first, last = _state(full / "epoch_1.pth"), _state(full / "epoch_2.pth")
-    again = _state(resumed / "epoch_2.pth")
+    first = checkpoint_state_dict(full / "epoch_1.pth")
+    last = checkpoint_state_dict(full / "epoch_2.pth")
+    again = checkpoint_state_dict(resumed / "epoch_2.pth")
     assert last.keys() == again.keys()
     for name in last:
         assert torch.equal(last[name], again[name]), f"{name} differs after resume"
@@ -249,7 +246,8 @@ def test_without_reseeding_resume_draws_other_augmentations(tiny_demo_coco, back
     config.write_text(RESUME_CONFIG.format(base=str(ROOT / DETECTION_DEMO)) + WITHOUT_RESEEDING)
     full, resumed = _train_interrupted_and_full(
         config, _resume_options(tiny_demo_coco, backbone_ckpt), tmp_path, "plain")
-    last, again = _state(full / "epoch_2.pth"), _state(resumed / "epoch_2.pth")
+    last = checkpoint_state_dict(full / "epoch_2.pth")
+    again = checkpoint_state_dict(resumed / "epoch_2.pth")
     assert any(not torch.equal(last[name], again[name]) for name in last)
 
 

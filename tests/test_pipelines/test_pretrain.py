@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import logged_training
+from helpers import checkpoint_state_dict, logged_training
 
 from resnext_plugin.demo_data.imagenet import DemoImageNetSpec, make_demo_imagenet
 
@@ -93,10 +93,6 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_demo_imagenet(root, DemoImageNetSpec(num_classes=4, train_per_class=6, val_per_class=2,
                                               image_size=24, seed=1))
     return root
-
-
-def _state_dict(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def test_single_process_train_then_test(tmp_path: Path, tiny_data: Path) -> None:
@@ -238,8 +234,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, tiny_data
     assert f"Auto resumed from the latest checkpoint {stopped_at}" in resumed.stdout + \
         resumed.stderr
 
-    full = _state_dict(full_dir / "iter_12.pth")
-    again = _state_dict(killed_dir / "iter_12.pth")
+    full = checkpoint_state_dict(full_dir / "iter_12.pth")
+    again = checkpoint_state_dict(killed_dir / "iter_12.pth")
     assert full.keys() == again.keys()
     for name in full:
         assert torch.equal(full[name], again[name]), f"{name} differs after resume"
@@ -253,7 +249,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, tiny_data
     assert after and all(logged_full[i] == logged_again[i] for i in after), \
         [(i, logged_full[i], logged_again.get(i)) for i in after]
     # ...and the run did learn something: the weights moved away from the first checkpoint.
-    first = _state_dict(full_dir / "iter_4.pth")
+    first = checkpoint_state_dict(full_dir / "iter_4.pth")
     assert not torch.equal(first["head.fc.weight"], full["head.fc.weight"])
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import checkpoint_state_dict
 from test_pretrain import PY, ROOT, _check, _env, _free_port, _run, _tiny_config, tiny_data
 
 from resnext_plugin.engine.hooks import StopOnNonFiniteLossHook
@@ -24,7 +25,7 @@ NAN_GUARD = "\ncustom_hooks = [dict(type='resnext_plugin.StopOnNonFiniteLossHook
 
 
 def _finite(path: Path) -> bool:
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    state = checkpoint_state_dict(path)
     return all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
