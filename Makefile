@@ -65,8 +65,9 @@ endif
 
 install: $(VENV)/.installed
 
+# A fixed order here (CI); `make test-random` shuffles it, `make test-isolated` runs files alone.
 test: install
-	$(PY) -m pytest -q $(STACK_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:randomly $(STACK_TESTS) $(PYTEST_ARGS)
 
 test-all: install
 	$(PY) -m pytest -q --runslow $(PYTEST_ARGS)
