@@ -21,7 +21,7 @@ ABORT_SIGNS = ("terminate called", "Aborted", "SIGABRT", "exitcode  : -6", "Sign
 
 
 def _ranks(argv: Callable[[int], list[str]], envs: list[dict], log_dir: Path,
-           timeout: float = 300) -> list[tuple[int, str]]:
+           timeout: float = 900) -> list[tuple[int, str]]:
     """Start one process per entry of ``envs``; return each one's exit code and output."""
     procs = []
     for rank, env in enumerate(envs):
