@@ -1,4 +1,4 @@
-"""Reliability of real training runs (issue 7): non-finite losses, a dying rank, killed runs.
+"""Reliability of real training runs: non-finite losses, a dying rank, killed runs.
 
 Every test drives ``tools/train.py`` in subprocesses on the tiny generated ImageNet of
 ``test_pretrain`` (16 px images, a two-stage ResNeXt-50 32x4d).
