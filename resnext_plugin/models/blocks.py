@@ -164,10 +164,11 @@ class ResNeXtBlock(_NormNames, BaseModule):
     #: Whether the form takes mmdet's ``dcn`` and ``plugins`` (they need one grouped 3x3 conv).
     takes_dcn_and_plugins: ClassVar[bool] = False
     #: Regex of the layers held per path (state-dict keys ``paths.{k}.<layer>.*``); None when the
-    #: block holds every weight whole (form (c), the form weights are converted through).
+    #: block holds every weight whole, as form (c) does (weights convert between forms via (c)).
     per_path_layers: ClassVar[Optional[str]] = None
     #: Fold eval-mode BatchNorms at each forward; set model-wide by ``ResNeXt.fold_frozen_bn``.
     fold_frozen_bn: bool = False
+    #: Whether the 3x3 convolution is deformable (form (c) given ``dcn``).
     with_dcn: bool = False
 
     def __init__(
