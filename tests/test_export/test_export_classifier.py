@@ -243,7 +243,8 @@ def test_verification_names_the_first_output_over_tolerance() -> None:
 @pytest.mark.slow
 def test_full_size_resnext50_exports_verified(tmp_path: Path) -> None:
     """The real ResNeXt-50 32x4d ImageNet config at 224 px (random weights, 1000 classes) to
-    both backends, fp32 and int8, verified on the config's own test pipeline."""
+    both backends in fp32, verified on the config's own test pipeline. (int8 of random weights
+    is not meaningful: near-equal scores make its top-1 agreement a coin toss.)"""
     from mmengine.registry import DefaultScope
 
     from resnext_plugin.export.model import build_model
@@ -258,8 +259,7 @@ def test_full_size_resnext50_exports_verified(tmp_path: Path) -> None:
     out = tmp_path / "full"
     options = [f"{split}_dataloader.dataset.data_root={data}" for split in ("train", "test")]
     options += ["train_dataloader.num_workers=0", "test_dataloader.num_workers=0"]
-    assert _export(FULL_CONFIG, checkpoint, out, "--precision", "fp32", "int8",
-                   "--calib-images", "16", "--verify-images", "8", "--cfg-options",
+    assert _export(FULL_CONFIG, checkpoint, out, "--verify-images", "8", "--cfg-options",
                    *options) == 0
     sidecar = json.loads((out / "end2end.json").read_text())
     assert sidecar["input"]["size"] == [224, 224]
