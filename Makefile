@@ -21,7 +21,10 @@ STACK_TESTS := $(shell sed -n 's/^\# tests://p' $(STACK_FILE))
 MMCV_BUILD := $(strip $(shell sed -n 's/^\# mmcv-build://p' $(STACK_FILE)))
 PY := $(VENV)/bin/python
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
-PIN := -c $(STACK_FILE)
+# requirements/stack-<name>.overrides (optional): uv overrides, e.g. to drop a dependency that
+# another distribution of the same import name provides.
+OVERRIDES := $(wildcard $(STACK_FILE:.txt=.overrides))
+PIN := -c $(STACK_FILE) $(if $(OVERRIDES),--override $(OVERRIDES))
 UVPIP = $(UV) pip install --python $(PY) $(PIN)
 # mmcv's CPU/CUDA ops build with this many compiler jobs.
 MAX_JOBS ?= $(shell nproc)
