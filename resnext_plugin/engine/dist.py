@@ -29,11 +29,17 @@ import subprocess
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
-from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
+from mmengine.device import is_mlu_available, is_npu_available
 from mmengine.dist import init_dist
 from mmengine.logging import print_log
 from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
+
+try:
+    from mmengine.device import is_musa_available
+except ImportError:  # mmengine < 0.10 (the upstream-2023 stack) knows no MUSA devices
+    def is_musa_available() -> bool:
+        return False
 
 LAUNCHERS = ("none", "pytorch", "slurm", "mpi")
 #: Backends that need a CUDA device; replaced by gloo on a machine without one.
