@@ -222,6 +222,15 @@ def test_missing_backend_package_names_what_to_install(trained, tmp_path: Path) 
     assert "requirements/export.txt" in proc.stderr
 
 
+def test_mask_rcnn_export_says_what_is_missing(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    config = ROOT / "configs" / "demo" / "mask-rcnn_resnext50-32x4d_fpn_demo.py"
+    assert _export(config, tmp_path / "unused.pth", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "Mask R-CNN export is not implemented yet" in err and "RoiAlign" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_verification_names_the_first_output_over_tolerance() -> None:
     from resnext_plugin.export import VerificationError
     from resnext_plugin.export.verify import compare, enforce
