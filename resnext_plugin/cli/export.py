@@ -31,7 +31,9 @@ from ..export import (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].removesuffix(":"))
+    parser = argparse.ArgumentParser(
+        description="Export a config and checkpoint to verified ONNX Runtime / OpenVINO files "
+                    "(end2end.onnx, end2end.xml, end2end.json); see docs/export.md.")
     parser.add_argument("config", help="mmpretrain classifier config")
     parser.add_argument("checkpoint", help="checkpoint whose weights fit the config")
     parser.add_argument("--out", required=True, help="output directory")
