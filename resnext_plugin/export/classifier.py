@@ -52,5 +52,5 @@ def preprocessing_meta(model: nn.Module) -> dict:
     if getattr(pre, "_enable_normalize", False):
         meta["mean"] = [float(v) for v in pre.mean.flatten()]
         meta["std"] = [float(v) for v in pre.std.flatten()]
-    meta["to_rgb"] = bool(getattr(pre, "_channel_conversion", False))
+    meta["to_rgb"] = bool(getattr(pre, "to_rgb", getattr(pre, "_channel_conversion", False)))
     return meta
