@@ -1,4 +1,4 @@
-"""CPU inference of the exported classifier against PyTorch eager, interleaved (issue 17).
+"""CPU inference of the exported classifier against PyTorch eager, interleaved.
 
 Candidates (one entry each in :data:`CANDIDATES`): torchvision's ``resnext50_32x4d`` eager fp32
 (the peer, and the 1.00x of every ratio), ours eager fp32 (the ImageClassifier that
@@ -13,12 +13,10 @@ compiles it.
 Each batch size is one interleaved run (:func:`resnext_plugin.perf.interleaved_timings`), so a
 busy neighbour slows all candidates alike; batch 1 reports latency, larger batches throughput.
 
-Run: ``python -m resnext_plugin.benchmark.export_inference [--quick] [--threads N]``.
+Run: ``python tools/benchmark.py export [--quick] [--threads N]``.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,8 +30,9 @@ from resnext_plugin import perf
 from resnext_plugin.export import BACKENDS, ExportedRuntime
 from resnext_plugin.export.api import export_onnx
 from resnext_plugin.export.backends import WriteRequest
+from resnext_plugin.paths import CONFIGS
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "resnext50_32x4d_imagenet.py"
+CONFIG = CONFIGS / "resnext50_32x4d_imagenet.py"
 PEER = "torchvision eager fp32"
 
 
@@ -185,34 +184,3 @@ def format_table(results: Sequence[Result]) -> str:
                      f"{r.images_per_s:.1f} | {r.ratio:.2f}x | {r.spread:.0%} | "
                      f"{r.max_diff:.1e} |")
     return "\n".join(lines)
-
-
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for every candidate (default: torch's default)")
-    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=None)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 64 px, batch 1 and 4, 2 rounds")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.size, args.batch, args.repeats, args.warmup = 64, [1, 4], 2, 1
-    return args
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
-    threads = args.threads or torch.get_num_threads()
-    results = run(args.batch, args.size, args.repeats, args.warmup, threads, args.candidates)
-    print("\n".join(perf.environment_lines(torch.device("cpu"), threads)))
-    print(perf.load_average())
-    print(format_table(results))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

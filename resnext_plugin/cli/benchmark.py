@@ -14,6 +14,9 @@ peer. Outputs are checked against the plugin's eager output before timing.
 ``detector`` times a Mask R-CNN training iteration instead: mmdet's stock ResNeXt Mask R-CNN
 config against the same config with the backbone swapped to ``resnext_plugin.ResNeXt``.
 
+``export`` times the exported classifier (ONNX Runtime, OpenVINO fp32/bf16/int8) against
+PyTorch eager (:mod:`resnext_plugin.benchmark.export_inference`).
+
 ``runner`` times real ``tools/train.py`` runs (data loading, hooks, logging included) of the
 scenarios (:mod:`resnext_plugin.benchmark.scenarios`: the demo classification config and the demo
 and 800x1333 Mask R-CNN configs), ours with its knobs against the same configs with the
@@ -34,6 +37,7 @@ Examples::
     python tools/benchmark.py detector --det-size 512
     python tools/benchmark.py runner --scenarios cls-demo,det-demo,det-800x1333 --compile
     python tools/benchmark.py profile det-demo --backbone fold_frozen_bn=True
+    python tools/benchmark.py export --threads 2        # exported classifier: ORT, OpenVINO
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ import torch
 from mmengine.config import DictAction
 
 from resnext_plugin import perf
-from resnext_plugin.benchmark import profiling
+from resnext_plugin.benchmark import export_inference, profiling
 from resnext_plugin.benchmark.backbone import (
     CLOCKS,
     PEERS,
@@ -189,6 +193,20 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     profile.add_argument("--backbone", "--profile-backbone", dest="backbone", nargs="+",
                          action=DictAction, default=None, metavar="KEY=VALUE",
                          help="backbone settings, e.g. channels_last=True fold_frozen_bn=True")
+
+    export = modes.add_parser("export", parents=[common],
+                              help="the exported classifier (ONNX Runtime, OpenVINO) against "
+                                   "PyTorch eager")
+    export.add_argument("--batch", type=_int_list, default=[1, 32],
+                        help="batch sizes, comma-separated (default 1,32)")
+    export.add_argument("--size", type=int, default=224, help="input side (default 224)")
+    export.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
+    export.add_argument("--warmup", type=int, default=2, help="untimed calls first (default 2)")
+    export.add_argument("--candidates", type=_names, default=None,
+                        help="comma-separated, of: " + ", ".join(export_inference.CANDIDATES)
+                             + " (the torchvision peer is always kept)")
+    export.add_argument("--quick", action="store_true",
+                        help="smoke run: 64 px, batch 1 and 4, 2 rounds")
     return parser, modes.choices
 
 
@@ -196,7 +214,7 @@ def with_mode(argv: Sequence[str]) -> list[str]:
     """``argv`` with its mode first: the single-command form's ``--runner``, ``--detector`` and
     ``--profile[=]SCENARIO`` name one; without any, the mode is ``backbone``."""
     argv = list(argv)
-    modes = set(LEGACY_MODES.values()) | {"backbone"}
+    modes = set(MODES)
     if argv and (argv[0] in modes or argv[0] in ("-h", "--help")):
         return argv
     for flag, mode in LEGACY_MODES.items():
@@ -218,7 +236,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
     if args.mode in ("backbone", "detector"):
         _check_timed(parser, args)
+    if args.mode == "export":
+        _check_export(parser, args)
     return args
+
+
+def _check_export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.quick:
+        args.size, args.batch, args.repeats, args.warmup = 64, [1, 4], 2, 1
+    unknown = sorted(set(args.candidates or ()) - set(export_inference.CANDIDATES))
+    if unknown:
+        parser.error(f"--candidates: unknown {unknown}; choose from "
+                     f"{list(export_inference.CANDIDATES)}")
+    if args.repeats < 1 or args.size < 32 or min(args.batch) < 1:
+        parser.error("--repeats and --batch must be >= 1 and --size >= 32")
 
 
 def _check_timed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -381,10 +412,21 @@ def run_profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    """``export``: the exported classifier against PyTorch eager, interleaved."""
+    threads = args.threads or torch.get_num_threads()
+    results = export_inference.run(args.batch, args.size, args.repeats, args.warmup, threads,
+                                   args.candidates)
+    print("\n".join(perf.environment_lines(torch.device("cpu"), threads)))
+    print(perf.load_average())
+    print(export_inference.format_table(results))
+    return 0
+
+
 #: What each mode runs.
 MODES: dict[str, Callable[[argparse.Namespace], int]] = {
     "backbone": run_backbone, "detector": run_detector_mode, "runner": run_runner,
-    "profile": run_profile}
+    "profile": run_profile, "export": run_export}
 
 
 def _write_json(path: Optional[Path], env: list[str], rows: list[Row],

@@ -99,8 +99,9 @@ def test_mode_defaults_and_checks():
                 ["runner", "--rounds", "0"], ["backbone", "--no-train", "--no-infer"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
-    assert set(MODES) == {"backbone", "detector", "runner", "profile"}
-    assert "{backbone,detector,runner,profile}" in build_parser().format_usage()
+    assert set(MODES) == {"backbone", "detector", "runner", "profile", "export"}
+    assert parse_args(["export", "--quick"]).batch == [1, 4]
+    assert "{backbone,detector,runner,profile,export}" in build_parser().format_usage()
 
 
 def _documented_commands() -> list[str]:
