@@ -38,7 +38,8 @@ MAX_JOBS ?= $(shell nproc)
 
 # The stamp file is written last, so an interrupted install is redone, not trusted.
 ifeq ($(STACK),pins)
-$(VENV)/.installed: requirements/constraints.txt requirements/tests.txt pyproject.toml
+$(VENV)/.installed: requirements/constraints.txt requirements/tests.txt requirements/export.txt \
+		pyproject.toml
 	$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) venv --allow-existing --python 3.11 $(VENV)
 	$(UVPIP) torch torchvision
@@ -46,6 +47,7 @@ $(VENV)/.installed: requirements/constraints.txt requirements/tests.txt pyprojec
 	MAX_JOBS=$(MAX_JOBS) $(PY) tools/install_mmcv.py --python $(PY) --uv "$(UV)" \
 		--constraints requirements/constraints.txt
 	$(UVPIP) mmengine mmpretrain mmdet pycocotools "numpy>=2" matplotlib -r requirements/tests.txt
+	$(UVPIP) -r requirements/export.txt
 	$(UVPIP) --no-build-isolation --no-deps -e .
 	$(PY) -c "import mmcv.ops, mmdet, mmpretrain, resnext_plugin; print('stack OK: mmcv', mmcv.__version__)"
 	touch $@
