@@ -9,6 +9,48 @@ from torch import nn
 from resnext_plugin.checkpoint.safe_load import load_checkpoint_file
 from resnext_plugin.models import ResNeXt
 
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CLASSIFIER = ROOT / "configs" / "demo" / "resnext50_32x4d_imagenet_demo.py"
+
+# The demo classifier config shrunk for end-to-end tests: 16 px images, batch 4, a two-stage
+# ResNeXt-50 32x4d (small checkpoints), no data-loader workers.
+TINY_CLASSIFIER = """\
+_base_ = [{base!r}]
+data_root = {data_root!r}
+train_pipeline = [
+    dict(type='resnext_plugin.StrictLoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=16),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='resnext_plugin.StrictLoadImageFromFile'),
+    dict(type='ResizeEdge', scale=18, edge='short'),
+    dict(type='CenterCrop', crop_size=16),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+model = dict(backbone=dict(num_stages=2, strides=(1, 2), dilations=(1, 1), out_indices=(1, )),
+             head=dict(in_channels=512))
+train_cfg = dict(max_epochs=1)
+default_hooks = dict(logger=dict(interval=2), checkpoint=dict(save_best=None))
+randomness = dict(seed=0, deterministic=True)
+"""
+
+
+def tiny_classifier_config(tmp_path: Path, data_root: Path, extra: str = "",
+                           name: str = "tiny.py") -> Path:
+    """A config file in ``tmp_path``: the demo classifier shrunk to 16 px images and two stages
+    (small checkpoints), on the data under ``data_root``, with ``extra`` appended."""
+    path = tmp_path / name
+    path.write_text(TINY_CLASSIFIER.format(base=str(DEMO_CLASSIFIER), data_root=str(data_root))
+                    + extra)
+    return path
+
 
 def tiny(**kwargs) -> ResNeXt:
     args = dict(depth=50, groups=4, width_per_group=4, num_stages=2, out_indices=(0, 1),

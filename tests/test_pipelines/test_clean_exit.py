@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_pretrain import PY, ROOT, _env, _free_port, _tiny_config, tiny_data
+from helpers import tiny_classifier_config
+from test_pretrain import PY, ROOT, _env, _free_port, tiny_data
 
 __all__ = ["tiny_data"]  # the fixture, imported for pytest
 
@@ -76,7 +77,7 @@ def _assert_clean(results: list[tuple[int, str]], what: str) -> None:
 
 
 def _train_then_resume(pairs: int, tmp_path: Path, tiny_data: Path) -> None:
-    config = _tiny_config(tmp_path, tiny_data,
+    config = tiny_classifier_config(tmp_path, tiny_data,
                           "env_cfg = dict(dist_cfg=dict(backend='gloo', timeout=120))\n")
     names = list(LAUNCHES)
     for k in range(pairs):

@@ -19,40 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import checkpoint_state_dict, logged_training
+from helpers import DEMO_CLASSIFIER, checkpoint_state_dict, logged_training, tiny_classifier_config
 
 from resnext_plugin.demo_data.imagenet import DemoImageNetSpec, make_demo_imagenet
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-DEMO_CONFIG = ROOT / "configs" / "demo" / "resnext50_32x4d_imagenet_demo.py"
 
-TINY_CONFIG = """\
-_base_ = [{base!r}]
-data_root = {data_root!r}
-train_pipeline = [
-    dict(type='resnext_plugin.StrictLoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=16),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='resnext_plugin.StrictLoadImageFromFile'),
-    dict(type='ResizeEdge', scale=18, edge='short'),
-    dict(type='CenterCrop', crop_size=16),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-model = dict(backbone=dict(num_stages=2, strides=(1, 2), dilations=(1, 1), out_indices=(1, )),
-             head=dict(in_channels=512))
-train_cfg = dict(max_epochs=1)
-default_hooks = dict(logger=dict(interval=2), checkpoint=dict(save_best=None))
-randomness = dict(seed=0, deterministic=True)
-"""
 
 
 def _env(**extra: str) -> dict:
@@ -80,12 +53,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _tiny_config(tmp_path: Path, data_root: Path, extra: str = "", name: str = "tiny.py") -> Path:
-    path = tmp_path / name
-    path.write_text(TINY_CONFIG.format(base=str(DEMO_CONFIG), data_root=str(data_root)) + extra)
-    return path
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 classes x 6 training images, 2 validation images per class, 24 px."""
@@ -96,7 +63,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_single_process_train_then_test(tmp_path: Path, tiny_data: Path) -> None:
-    config = _tiny_config(tmp_path, tiny_data)
+    config = tiny_classifier_config(tmp_path, tiny_data)
     work_dir = tmp_path / "work"
     train = _check(_run([PY, "tools/train.py", str(config), "--work-dir", str(work_dir),
                          "--cfg-options", "train_cfg.max_epochs=2"]))
@@ -147,7 +114,7 @@ if _root and _out:
 
 def test_dist_train_two_cpu_processes(tmp_path: Path, tiny_data: Path) -> None:
     sync_dir = tmp_path / "sync"
-    config = _tiny_config(tmp_path, tiny_data, extra=(
+    config = tiny_classifier_config(tmp_path, tiny_data, extra=(
         "custom_hooks = [dict(type='resnext_plugin.TrainingCurvesHook'),\n"
         f"                dict(type='resnext_plugin.WeightSyncCheckHook', interval=1,"
         f" out_dir={str(sync_dir)!r})]\n"))
@@ -209,7 +176,7 @@ default_hooks = dict(checkpoint=dict(by_epoch=False, interval=4, max_keep_ckpts=
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, tiny_data: Path) -> None:
-    config = _tiny_config(tmp_path, tiny_data, extra=RESUME_EXTRA)
+    config = tiny_classifier_config(tmp_path, tiny_data, extra=RESUME_EXTRA)
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
     _check(_run([PY, "tools/train.py", str(config), "--work-dir", str(full_dir)]))
 
@@ -256,7 +223,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path, tiny_data
 def test_missing_data_root_stops_at_once(tmp_path: Path) -> None:
     missing = tmp_path / "no_imagenet_here"
     start = time.monotonic()
-    proc = _run([PY, "tools/train.py", str(DEMO_CONFIG), "--work-dir", str(tmp_path / "work"),
+    proc = _run([PY, "tools/train.py", str(DEMO_CLASSIFIER), "--work-dir", str(tmp_path / "work"),
                  "--cfg-options", f"train_dataloader.dataset.data_root={missing}",
                  f"val_dataloader.dataset.data_root={missing}",
                  f"test_dataloader.dataset.data_root={missing}"])
@@ -278,7 +245,7 @@ def test_corrupt_jpeg_in_the_data_names_the_file(tmp_path: Path) -> None:
     content = victim.read_bytes()
     scan = content.rfind(b"\xff\xda")
     victim.write_bytes(content[: (scan + len(content)) // 2])  # a download cut inside the scan
-    config = _tiny_config(tmp_path, root)
+    config = tiny_classifier_config(tmp_path, root)
     proc = _run([PY, "tools/train.py", str(config), "--work-dir", str(tmp_path / "work"),
                  "--cfg-options", "train_dataloader.batch_size=8"])
     assert proc.returncode != 0
@@ -294,7 +261,7 @@ def test_demo_pretraining_reaches_90_percent(tmp_path: Path) -> None:
     _check(_run([PY, "tools/make_demo_imagenet.py", "--out", str(data)]))
     work_dir = tmp_path / "work"
     start = time.monotonic()
-    proc = _check(_run([PY, "tools/train.py", str(DEMO_CONFIG), "--work-dir", str(work_dir),
+    proc = _check(_run([PY, "tools/train.py", str(DEMO_CLASSIFIER), "--work-dir", str(work_dir),
                         "--cfg-options", f"train_dataloader.dataset.data_root={data}",
                         f"val_dataloader.dataset.data_root={data}",
                         f"test_dataloader.dataset.data_root={data}"], timeout=3600))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import checkpoint_state_dict
-from test_pretrain import PY, ROOT, _check, _env, _free_port, _run, _tiny_config, tiny_data
+from helpers import checkpoint_state_dict, tiny_classifier_config
+from test_pretrain import PY, ROOT, _check, _env, _free_port, _run, tiny_data
 
 from resnext_plugin.engine.hooks import StopOnNonFiniteLossHook
 
@@ -31,7 +31,7 @@ def _finite(path: Path) -> bool:
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data):
     # Epoch 1 trains normally; from epoch 2 the lr is multiplied by 1e38 and the loss overflows.
-    config = _tiny_config(tmp_path, tiny_data, NAN_GUARD + (
+    config = tiny_classifier_config(tmp_path, tiny_data, NAN_GUARD + (
         "param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[1], "
         "gamma=1e38)]\n"))
     work_dir = tmp_path / "work"
@@ -63,7 +63,7 @@ def _launch_rank(config: Path, work_dir: Path, rank: int, port: int, log: Path,
 
 def test_a_dying_rank_stops_the_other_in_bounded_time_and_resume_continues(tmp_path, tiny_data):
     """No agent (torchrun) watches these two ranks: rank 0 alone must notice rank 1's death."""
-    config = _tiny_config(tmp_path, tiny_data,
+    config = tiny_classifier_config(tmp_path, tiny_data,
                           "env_cfg = dict(dist_cfg=dict(backend='gloo', timeout=60))\n")
     work_dir = tmp_path / "work"
     pointer = work_dir / "last_checkpoint"
@@ -115,7 +115,7 @@ def test_a_dying_rank_stops_the_other_in_bounded_time_and_resume_continues(tmp_p
 def test_sigkill_at_random_points_never_leaves_a_checkpoint_resume_fails_on(tmp_path, tiny_data):
     """Kill a run at a few points, including inside checkpoint writes (every iteration saves),
     then resume: each time the run continues from its last complete checkpoint."""
-    config = _tiny_config(tmp_path, tiny_data, "default_hooks = dict(checkpoint=dict("
+    config = tiny_classifier_config(tmp_path, tiny_data, "default_hooks = dict(checkpoint=dict("
                           "by_epoch=False, interval=1, max_keep_ckpts=2, save_best=None))\n")
     work_dir = tmp_path / "work"
     args = [PY, "tools/train.py", str(config), "--work-dir", str(work_dir), "--no-validate",
