@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import ExportError, MissingBackendError
 from .precisions import file_stem
+from .signal_stack import keep_signal_stack
 
 #: What ``pip install`` brings every backend, the ONNX exporter and int8 calibration.
 REQUIREMENTS_FILE = "requirements/export.txt"
@@ -134,8 +135,9 @@ def _write_openvino(request: WriteRequest) -> Path:
     if request.precision == "int8":
         import nncf
 
-        model = nncf.quantize(model, _calibration_dataset(request),
-                              subset_size=len(request.calibration))
+        with keep_signal_stack():  # NNCF compiles the model to collect statistics
+            model = nncf.quantize(model, _calibration_dataset(request),
+                                  subset_size=len(request.calibration))
     hint = OPENVINO_HINTS[request.precision]
     if hint is not None:
         model.set_rt_info(hint, list(OPENVINO_PRECISION_KEY))

@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 
 from .backends import OPENVINO_PRECISION_KEY, backend_for_file, require_packages
+from .signal_stack import keep_signal_stack
 
 
 class ExportedRuntime:
@@ -67,8 +68,9 @@ class ExportedRuntime:
             config["INFERENCE_NUM_THREADS"] = threads
         if static_shape is not None:
             model.reshape(list(static_shape))
-        self._compiled = core.compile_model(model, "CPU", config)
-        self._request = self._compiled.create_infer_request()
+        with keep_signal_stack():
+            self._compiled = core.compile_model(model, "CPU", config)
+            self._request = self._compiled.create_infer_request()
         self.output_names = [out.get_any_name() for out in self._compiled.outputs]
 
     def __call__(self, inputs: np.ndarray) -> list[np.ndarray]:
@@ -76,5 +78,6 @@ class ExportedRuntime:
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         if self.backend == "onnxruntime":
             return self._session.run(None, {self._input: inputs})
-        results = self._request.infer([inputs], share_inputs=True)
+        with keep_signal_stack():
+            results = self._request.infer([inputs], share_inputs=True)
         return [np.array(results[out]) for out in self._compiled.outputs]

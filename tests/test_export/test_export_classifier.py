@@ -127,6 +127,38 @@ def test_fp32_dynamic_batch_and_size_match_pytorch(fp32_export: Path, trained) -
         assert np.abs(scores - expected).max() <= 1e-4, name
 
 
+_SIGCHLD_AFTER_OPENVINO = """\
+import signal, subprocess, sys
+from resnext_plugin.export import ExportedRuntime
+import numpy as np
+runtime = ExportedRuntime(sys.argv[1])
+runtime(np.zeros((1, 3, 16, 16), np.float32))
+del runtime
+# torch's DataLoader installs a SIGCHLD handler for its workers; CPython runs it on the
+# thread's alternate signal stack, which OpenVINO's compile may have left dangling.
+signal.signal(signal.SIGCHLD, lambda *_: None)
+for _ in range(3):
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+print("survived")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sigaltstack is Linux's")
+def test_openvino_leaves_the_signal_stack_as_it_was(fp32_export: Path) -> None:
+    """A process that ran an OpenVINO model still survives a child's exit (SIGCHLD)."""
+    from resnext_plugin.export import ExportedRuntime
+    from resnext_plugin.export.signal_stack import current_signal_stack
+
+    before = current_signal_stack()
+    runtime = ExportedRuntime(fp32_export / "end2end.xml")  # compiled and alive
+    runtime(np.zeros((1, 3, 16, 16), np.float32))
+    assert current_signal_stack() == before
+    proc = subprocess.run([PY, "-c", _SIGCHLD_AFTER_OPENVINO, str(fp32_export / "end2end.xml")],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0 and "survived" in proc.stdout, (proc.returncode,
+                                                                proc.stderr[-2000:])
+
+
 def test_test_tool_gives_pytorch_top1_for_exported_files(fp32_export: Path, trained,
                                                          tmp_path: Path) -> None:
     config, checkpoint = trained
