@@ -74,14 +74,22 @@ def test_a_step_leaves_no_named_mmengine_instances_behind(tmp_path):
     from mmdet.visualization import DetLocalVisualizer
     from mmengine.logging import MMLogger
 
-    kept = DetLocalVisualizer.get_instance("kept_by_the_caller")
-    with forget_new_global_instances():
-        DetLocalVisualizer.get_instance("visualizer", save_dir=str(tmp_path))
-        logger = MMLogger.get_instance("demo_step_logger", log_file=str(tmp_path / "step.log"))
-        assert DetLocalVisualizer.check_instance_created("visualizer")
-    assert not DetLocalVisualizer.check_instance_created("visualizer")
-    assert not MMLogger.check_instance_created("demo_step_logger") and not logger.handlers
-    assert DetLocalVisualizer.get_instance("kept_by_the_caller") is kept
+    # An in-process mmdet runner of an earlier test may have left its 'visualizer': set it
+    # aside, so that this test creates the instance itself, whatever ran before.
+    earlier = DetLocalVisualizer._instance_dict.pop("visualizer", None)
+    try:
+        kept = DetLocalVisualizer.get_instance("kept_by_the_caller")
+        with forget_new_global_instances():
+            DetLocalVisualizer.get_instance("visualizer", save_dir=str(tmp_path))
+            logger = MMLogger.get_instance("demo_step_logger",
+                                           log_file=str(tmp_path / "step.log"))
+            assert DetLocalVisualizer.check_instance_created("visualizer")
+        assert not DetLocalVisualizer.check_instance_created("visualizer")
+        assert not MMLogger.check_instance_created("demo_step_logger") and not logger.handlers
+        assert DetLocalVisualizer.get_instance("kept_by_the_caller") is kept
+    finally:
+        if earlier is not None:
+            DetLocalVisualizer._instance_dict["visualizer"] = earlier
 
 
 class TinyDataTools(InProcessTools):
