@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 from collections.abc import Iterator
 
@@ -23,11 +24,21 @@ class _SignalStack(ctypes.Structure):
                 ("ss_size", ctypes.c_size_t)]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _read_stack() -> _SignalStack:
+    stack = _SignalStack()
+    if _libc().sigaltstack(None, ctypes.byref(stack)) != 0:
+        raise OSError(ctypes.get_errno(), "sigaltstack failed")
+    return stack
+
+
 def current_signal_stack() -> tuple[int, int, int]:
     """This thread's alternate signal stack as (address, flags, size); Linux only."""
-    stack = _SignalStack()
-    if ctypes.CDLL(None, use_errno=True).sigaltstack(None, ctypes.byref(stack)) != 0:
-        raise OSError(ctypes.get_errno(), "sigaltstack failed")
+    stack = _read_stack()
     return stack.ss_sp or 0, stack.ss_flags, stack.ss_size
 
 
@@ -37,12 +48,8 @@ def keep_signal_stack() -> Iterator[None]:
     if not sys.platform.startswith("linux"):
         yield
         return
-    libc = ctypes.CDLL(None, use_errno=True)
-    saved = _SignalStack()
-    if libc.sigaltstack(None, ctypes.byref(saved)) != 0:
-        yield
-        return
+    saved = _read_stack()
     try:
         yield
     finally:
-        libc.sigaltstack(ctypes.byref(saved), None)
+        _libc().sigaltstack(ctypes.byref(saved), None)
