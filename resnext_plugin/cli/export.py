@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Export a config and checkpoint to verified ONNX Runtime / OpenVINO files "
                     "(end2end.onnx, end2end.xml, end2end.json); see docs/export.md.")
-    parser.add_argument("config", help="mmpretrain classifier config")
+    parser.add_argument("config", help="mmpretrain classifier or mmdet Mask R-CNN config")
     parser.add_argument("checkpoint", help="checkpoint whose weights fit the config")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--backend", nargs="+", choices=list(BACKENDS),

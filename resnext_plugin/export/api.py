@@ -5,8 +5,12 @@ Layout of the output directory (mmdeploy's end-to-end names):
 * ``end2end.onnx``: the fp32 ONNX graph (always written; ONNX Runtime fp32 runs it);
 * ``end2end.xml`` / ``.bin``: OpenVINO fp32; ``end2end_bf16.xml``: OpenVINO with bf16
   inference; ``end2end_int8.onnx`` / ``end2end_int8.xml``: NNCF int8 for each backend;
-* ``end2end.json``: the sidecar (preprocessing, input and outputs, class names, opset,
+* ``end2end.json``: the sidecar (task, preprocessing, input and outputs, class names, opset,
   versions, and each file's verification figures).
+
+What differs between an mmpretrain classifier and an mmdet Mask R-CNN (the exported wrapper,
+names, dynamic axes, verification, sidecar outputs) is one entry of
+:data:`~resnext_plugin.export.tasks.TASKS`, chosen by the config's ``default_scope``.
 """
 from __future__ import annotations
 
@@ -29,18 +33,13 @@ from .backends import (
     WriteRequest,
     require_packages,
 )
-from .classifier import (
-    DYNAMIC_AXES,
-    INPUT_NAMES,
-    OUTPUT_NAMES,
-    ClassifierScores,
-    preprocessing_meta,
-)
+from .classifier import DYNAMIC_AXES, INPUT_NAMES, OUTPUT_NAMES, preprocessing_meta
 from .errors import ExportError, VerificationError
-from .model import build_model, class_names, load_weights, pipeline_batches, task_of
+from .model import build_model, class_names, load_weights, pipeline_batches
 from .precisions import PRECISIONS
 from .runtime import ExportedRuntime
-from .verify import OutputCheck, compare, describe, enforce
+from .tasks import ExportTask, task_for
+from .verify import OutputCheck, describe
 
 #: ONNX opset of the exported graph (RoiAlign / NonMaxSuppression / GroupConv all present).
 OPSET = 17
@@ -112,11 +111,15 @@ def _versions() -> dict[str, str]:
 
 
 def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path,
-                opset: int = OPSET) -> None:
-    """``torch.onnx.export`` with the TorchScript-based exporter (``dynamo=False``): batch,
-    height and width dynamic. torch >= 2.9's default (dynamo) exporter skips the
-    operator rewrites mmdeploy-style exports rely on; the TorchScript route is what mmdeploy's
-    maintained fork pins, and it exports grouped convolutions as ONNX ``Conv`` with ``group``.
+                opset: int = OPSET, input_names: Sequence[str] = INPUT_NAMES,
+                output_names: Sequence[str] = OUTPUT_NAMES,
+                dynamic_axes: Optional[dict] = None) -> None:
+    """``torch.onnx.export`` with the TorchScript-based exporter (``dynamo=False``): the
+    ``dynamic_axes`` dynamic (default: the classifier's batch, height and width). torch >=
+    2.9's default (dynamo) exporter skips the operator rewrites mmdeploy-style exports rely
+    on; the TorchScript route is what mmdeploy's maintained fork pins, and it exports grouped
+    convolutions as ONNX ``Conv`` with ``group`` (and Mask R-CNN's ``torchvision`` RoIAlign
+    and NMS as ``RoiAlign`` and ``NonMaxSuppression``).
 
     Raises:
         ExportError: The exporter refused an operator or a dynamic shape (its message kept).
@@ -126,19 +129,15 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path,
     try:
         with torch.no_grad():
             torch.onnx.export(module, (example,), str(path), dynamo=False,
-                              opset_version=opset, input_names=INPUT_NAMES,
-                              output_names=OUTPUT_NAMES, dynamic_axes=DYNAMIC_AXES,
+                              opset_version=opset, input_names=list(input_names),
+                              output_names=list(output_names),
+                              dynamic_axes=DYNAMIC_AXES if dynamic_axes is None
+                              else dynamic_axes,
                               do_constant_folding=True)
     except Exception as err:  # torch raises several exporter error types
         raise ExportError(f"torch.onnx.export (TorchScript exporter, opset {opset}) refused "
                           f"the model: {type(err).__name__}: {err}") from err
     onnx.checker.check_model(str(path))
-
-
-def _run_batches(run: Callable[[np.ndarray], list[np.ndarray]], batches: Sequence[np.ndarray]
-                 ) -> list[np.ndarray]:
-    outputs = [run(batch) for batch in batches]
-    return [np.concatenate([out[i] for out in outputs]) for i in range(len(outputs[0]))]
 
 
 def export_model(config: str | Path, checkpoint: str | Path, out_dir: str | Path,
@@ -149,13 +148,15 @@ def export_model(config: str | Path, checkpoint: str | Path, out_dir: str | Path
     """Export the model of ``config`` with the weights of ``checkpoint`` and verify every file.
 
     Args:
-        config: An mmpretrain classifier config (mmdet detectors: not yet, see below).
+        config: An mmpretrain classifier config or an mmdet Mask R-CNN config (the task is
+            the config's ``default_scope``, see :data:`~resnext_plugin.export.tasks.TASKS`).
         checkpoint: Weights that fit the config (checked key by key, read as data).
         out_dir: Output directory (created).
         backends: Names from :data:`~resnext_plugin.export.backends.BACKENDS`.
         precisions: Names from :data:`~resnext_plugin.export.precisions.PRECISIONS`.
         calib_images: Training images (config's train pipeline) for int8 calibration.
-        verify_images: Test images (config's test pipeline) the verification compares on.
+        verify_images: Test images (config's test pipeline) the verification compares on
+            (classifiers: batches of 16; detectors: one image at a time).
         cfg_options: Overrides merged into the config.
         log: Where progress lines go.
 
@@ -163,39 +164,38 @@ def export_model(config: str | Path, checkpoint: str | Path, out_dir: str | Path
         ExportResult: Files and verification figures (also in ``end2end.json``).
 
     Raises:
-        ExportError: Bad checkpoint, refused operator/precision, unknown names.
+        ExportError: Bad checkpoint, refused operator/precision (per backend or per task),
+            unknown names, a config of another task.
         MissingBackendError: A backend package is missing.
         VerificationError: A file differs from PyTorch beyond its precision's tolerance; the
             files and the sidecar (with the figures) are still written.
-        NotImplementedError: An mmdet config (detector export is not implemented yet).
     """
     pairs = plan(backends, precisions, log)
     cfg = Config.fromfile(str(config))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if task_of(cfg, config) == "detection":
-        raise NotImplementedError(
-            f"{config}: Mask R-CNN export is not implemented yet: it needs mmdet's RoI "
-            "extractor mapped to ONNX RoiAlign and its batched NMS to NonMaxSuppression "
-            "(mmdeploy's rewriters); only mmpretrain classifiers export today")
+    task = task_for(cfg, config)
+    for precision in precisions:
+        task.check(precision)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(out)
 
     model = build_model(cfg)
     meta = load_weights(model, checkpoint, config)
-    module = ClassifierScores(model).eval()
-    batches = [inputs for inputs, _ in pipeline_batches(cfg, model, "test", verify_images,
-                                                        batch_size=16)]
+    module = task.wrap(model).eval()
+    batches = [inputs.numpy() for inputs, _ in pipeline_batches(
+        cfg, model, "test", verify_images, batch_size=task.verify_batch_size)]
     log(f"verification inputs: {sum(len(b) for b in batches)} test images, shape "
         f"{tuple(batches[0].shape[1:])} after the data preprocessor")
-    with torch.no_grad():
-        reference = _run_batches(lambda x: [module(torch.from_numpy(x)).numpy()],
-                                 [b.numpy() for b in batches])
+    reference = [task.run_torch(module, batch) for batch in batches]
 
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(out)
     onnx_path = out / "end2end.onnx"
-    export_onnx(module, batches[0][:1], onnx_path)
-    log(f"wrote {onnx_path} (opset {OPSET}, dynamic batch/height/width)")
+    export_onnx(module, torch.from_numpy(batches[0][:1]), onnx_path,
+                input_names=task.input_names, output_names=task.output_names,
+                dynamic_axes=task.dynamic_axes)
+    axes = sorted({axis for named in task.dynamic_axes.values() for axis in named.values()})
+    log(f"wrote {onnx_path} ({task.name}, opset {OPSET}, dynamic {'/'.join(axes)})")
 
     calibration: list[np.ndarray] = []
     if any(p == "int8" for _, p in pairs):
@@ -207,18 +207,18 @@ def export_model(config: str | Path, checkpoint: str | Path, out_dir: str | Path
     for backend, precision in pairs:
         path = BACKENDS[backend].write(WriteRequest(onnx_path, out, precision, calibration))
         runtime = ExportedRuntime(path)
-        exported = _run_batches(runtime, [b.numpy() for b in batches])
-        checks = compare(OUTPUT_NAMES, reference, exported, top1_outputs=OUTPUT_NAMES)
+        exported = [runtime(batch) for batch in batches]
+        checks = task.compare(reference, exported, batches)
         result.files[(backend, precision)] = path
         result.checks[(backend, precision)] = checks
         log(f"verified {backend} {precision} {path.name} against PyTorch fp32: "
             f"{describe(checks)}")
         try:
-            enforce(checks, precision, f"{backend} {precision} ({path.name})")
+            task.enforce(checks, precision, f"{backend} {precision} ({path.name})")
         except VerificationError as err:
             failures.append(err)
 
-    result.sidecar = _write_sidecar(result, cfg, config, checkpoint, model, meta,
+    result.sidecar = _write_sidecar(result, task, cfg, config, checkpoint, model, meta,
                                     tuple(batches[0].shape[2:]), calibration)
     log(f"wrote {result.sidecar}")
     if failures:
@@ -233,7 +233,7 @@ def _test_pipeline(cfg: Config) -> list:
     return [dict(step) for step in dataset.get("pipeline", [])]
 
 
-def _write_sidecar(result: ExportResult, cfg: Config, config: str | Path,
+def _write_sidecar(result: ExportResult, task: ExportTask, cfg: Config, config: str | Path,
                    checkpoint: str | Path, model: torch.nn.Module, meta: dict,
                    size: tuple[int, ...], calibration: list) -> Path:
     files: dict[str, dict] = {}
@@ -241,21 +241,20 @@ def _write_sidecar(result: ExportResult, cfg: Config, config: str | Path,
         files.setdefault(backend, {})[precision] = {
             "file": path.name,
             "verification": [check.as_dict() for check in result.checks[(backend, precision)]],
-            "tolerance": {"max_diff": PRECISIONS[precision].max_diff,
-                          "min_top1_agreement": PRECISIONS[precision].min_agreement},
+            "tolerance": task.tolerance(precision),
         }
     sidecar = {
-        "task": "classification",
+        "task": task.name,
         "config": str(config),
         "checkpoint": str(checkpoint),
-        "input": {"name": INPUT_NAMES[0], "layout": "NCHW", "dtype": "float32",
-                  "shape": ["batch", 3, "height", "width"], "size": list(size),
-                  "note": "after the data preprocessor: (image - mean) / std, RGB"},
-        "outputs": [{"name": OUTPUT_NAMES[0], "shape": ["batch", "num_classes"],
-                     "meaning": "class scores (softmax of the head's logits)"}],
+        "input": {"name": task.input_names[0], "layout": "NCHW", "dtype": "float32",
+                  "shape": task.input_shape, "size": list(size), "note": task.input_note},
+        "outputs": task.outputs,
+        "dynamic_axes": task.dynamic_axes,
         "preprocess": preprocessing_meta(model),
         "test_pipeline": _test_pipeline(cfg),
         "classes": class_names(cfg, meta),
+        **task.extra_meta(model),
         "opset": OPSET,
         "exporter": "torch.onnx.export(dynamo=False)",
         "int8_calibration_images": len(calibration),

@@ -45,12 +45,15 @@ class ClassifierScores(nn.Module):
 
 
 def preprocessing_meta(model: nn.Module) -> dict:
-    """Mean, std and channel order of the model's data preprocessor (what a caller must apply
-    to an image before the exported model)."""
+    """Mean, std, channel order (and, for detectors, padding) of the model's data preprocessor:
+    what a caller must apply to an image before the exported model."""
     pre = model.data_preprocessor
     meta: dict = {"type": type(pre).__name__, "layout": "NCHW", "dtype": "float32"}
     if getattr(pre, "_enable_normalize", False):
         meta["mean"] = [float(v) for v in pre.mean.flatten()]
         meta["std"] = [float(v) for v in pre.std.flatten()]
     meta["to_rgb"] = bool(getattr(pre, "to_rgb", getattr(pre, "_channel_conversion", False)))
+    if hasattr(pre, "pad_size_divisor"):  # mmdet's DetDataPreprocessor pads the batch
+        meta["pad_size_divisor"] = int(pre.pad_size_divisor)
+        meta["pad_value"] = float(getattr(pre, "pad_value", 0))
     return meta

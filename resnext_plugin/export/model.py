@@ -15,21 +15,17 @@ from torch import nn
 from ..checkpoint import extract_state_dict, load_checkpoint_file
 from .errors import ExportError
 
-#: The frameworks an export knows, by the config's ``default_scope``.
-TASKS = {"mmpretrain": "classification", "mmdet": "detection"}
-
 
 def task_of(cfg: Config, config_path: str | Path) -> str:
-    """``'classification'`` (mmpretrain) or ``'detection'`` (mmdet) from ``default_scope``.
+    """``'classification'`` (mmpretrain) or ``'detection'`` (mmdet) from ``default_scope``
+    (the entry of :data:`~resnext_plugin.export.tasks.TASKS`).
 
     Raises:
         ExportError: Another scope.
     """
-    scope = cfg.get("default_scope")
-    if scope not in TASKS:
-        raise ExportError(f"{config_path}: default_scope {scope!r} is neither 'mmpretrain' "
-                          "(classifiers) nor 'mmdet' (detectors); export knows only those")
-    return TASKS[scope]
+    from .tasks import task_for
+
+    return task_for(cfg, config_path).name
 
 
 def build_model(cfg: Config) -> nn.Module:
