@@ -22,6 +22,7 @@ class OutputCheck:
         agreement: Fraction of samples with the same top-1 class (``None`` for outputs without
             classes).
         samples: Number of samples compared.
+        mean_sample_diff: Mean over samples of each sample's largest absolute difference.
     """
 
     output: str
@@ -29,6 +30,7 @@ class OutputCheck:
     worst_sample: int
     agreement: Optional[float]
     samples: int
+    mean_sample_diff: Optional[float] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,20 +58,26 @@ def compare(names: Sequence[str], reference: Sequence[np.ndarray],
         if name in top1_outputs:
             agreement = float((ref.argmax(axis=1) == out.argmax(axis=1)).mean())
         checks.append(OutputCheck(name, float(per_sample.max()), int(per_sample.argmax()),
-                                  agreement, len(ref)))
+                                  agreement, len(ref), float(per_sample.mean())))
     return checks
 
 
 def enforce(checks: Sequence[OutputCheck], precision: str, what: str) -> None:
     """Raise :class:`VerificationError` naming the first output outside ``precision``'s
-    tolerance (largest difference, top-1 agreement)."""
+    tolerance (largest difference, mean per-sample difference, top-1 agreement)."""
     bound = PRECISIONS[precision]
     for check in checks:
-        if check.max_diff > bound.max_diff:
+        if bound.max_diff is not None and check.max_diff > bound.max_diff:
             raise VerificationError(
                 f"{what}: output '{check.output}' differs from PyTorch's: max abs diff "
                 f"{check.max_diff:.3g} (sample {check.worst_sample}) > {bound.max_diff:g}, "
                 f"the {precision} tolerance")
+        if (bound.mean_diff is not None and check.mean_sample_diff is not None
+                and check.mean_sample_diff > bound.mean_diff):
+            raise VerificationError(
+                f"{what}: output '{check.output}' differs from PyTorch's: mean per-sample max "
+                f"abs diff {check.mean_sample_diff:.3g} > {bound.mean_diff:g}, the {precision} "
+                "tolerance")
         if check.agreement is not None and check.agreement < bound.min_agreement:
             raise VerificationError(
                 f"{what}: output '{check.output}' differs from PyTorch's: top-1 agreement "
@@ -81,6 +89,8 @@ def describe(checks: Sequence[OutputCheck]) -> str:
     parts = []
     for check in checks:
         text = f"{check.output}: max abs diff {check.max_diff:.3g}"
+        if check.mean_sample_diff is not None:
+            text += f" (mean per sample {check.mean_sample_diff:.3g})"
         if check.agreement is not None:
             text += f", top-1 agreement {check.agreement:.1%}"
         parts.append(text + f" ({check.samples} samples)")
