@@ -4,10 +4,10 @@ Each says how its files are named (``end2end<suffix>.onnx|.xml``) and how close 
 model must stay to PyTorch's fp32 class scores in the verification that ends every export.
 
 fp32 and bf16 bound every output value. int8 does not: quantisation moves every score a little,
-and on a sample whose two best classes are nearly tied it may swap them, which moves that
-sample's scores by up to the gap between them (0.29 seen on one of 40 demo images whose top-2
-margin was 0.011, with the other 39 within 0.01). So int8 is judged by what a user sees: top-1
-agreement, and the mean over samples of each sample's largest difference.
+and near a tie between a sample's two best classes its scores move far, or swap (0.29 seen on
+one of 40 demo images whose top-2 margin was 0.011, while the mean over the 40 of each sample's
+largest difference was 0.011). So int8 is judged by what a user sees: top-1 agreement, and the
+mean over samples of each sample's largest difference.
 """
 from __future__ import annotations
 
