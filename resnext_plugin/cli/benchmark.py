@@ -206,7 +206,8 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
                         help="comma-separated, of: " + ", ".join(export_inference.CANDIDATES)
                              + " (the torchvision peer is always kept)")
     export.add_argument("--quick", action="store_true",
-                        help="smoke run: 64 px, batch 1 and 4, 2 rounds")
+                        help="smoke run: 64 px, batch 1 and 4, 2 rounds, no torch.compile "
+                             "unless named in --candidates")
     return parser, modes.choices
 
 
@@ -244,6 +245,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def _check_export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.quick:
         args.size, args.batch, args.repeats, args.warmup = 64, [1, 4], 2, 1
+        args.candidates = args.candidates or export_inference.quick_names()
     unknown = sorted(set(args.candidates or ()) - set(export_inference.CANDIDATES))
     if unknown:
         parser.error(f"--candidates: unknown {unknown}; choose from "
@@ -417,8 +419,6 @@ def run_export(args: argparse.Namespace) -> int:
     threads = args.threads or torch.get_num_threads()
     results = export_inference.run(args.batch, args.size, args.repeats, args.warmup, threads,
                                    args.candidates)
-    print("\n".join(perf.environment_lines(torch.device("cpu"), threads)))
-    print(perf.load_average())
     print(export_inference.format_table(results))
     return 0
 
