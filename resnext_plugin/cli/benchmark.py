@@ -17,6 +17,10 @@ config against the same config with the backbone swapped to ``resnext_plugin.Res
 ``export`` times the exported classifier (ONNX Runtime, OpenVINO fp32/bf16/int8) against
 PyTorch eager (:mod:`resnext_plugin.benchmark.export_inference`).
 
+``export-detector`` times Mask R-CNN inference at batch 1 (mmdet's ``predict`` of the stock
+ResNeXt model, ours eager and its knobs, the export under ONNX Runtime and OpenVINO)
+(:mod:`resnext_plugin.benchmark.export_detection`).
+
 ``runner`` times real ``tools/train.py`` runs (data loading, hooks, logging included) of the
 scenarios (:mod:`resnext_plugin.benchmark.scenarios`: the demo classification config and the demo
 and 800x1333 Mask R-CNN configs), ours with its knobs against the same configs with the
@@ -38,6 +42,7 @@ Examples::
     python tools/benchmark.py runner --scenarios cls-demo,det-demo,det-800x1333 --compile
     python tools/benchmark.py profile det-demo --backbone fold_frozen_bn=True
     python tools/benchmark.py export --threads 2        # exported classifier: ORT, OpenVINO
+    python tools/benchmark.py export-detector           # Mask R-CNN X-101 at 800x1333, batch 1
 """
 from __future__ import annotations
 
@@ -55,7 +60,7 @@ import torch
 from mmengine.config import DictAction
 
 from resnext_plugin import perf
-from resnext_plugin.benchmark import export_inference, profiling
+from resnext_plugin.benchmark import export_detection, export_inference, profiling
 from resnext_plugin.benchmark.backbone import (
     CLOCKS,
     PEERS,
@@ -208,6 +213,22 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     export.add_argument("--quick", action="store_true",
                         help="smoke run: 64 px, batch 1 and 4, 2 rounds, no torch.compile "
                              "unless named in --candidates")
+
+    det = modes.add_parser("export-detector", parents=[common],
+                           help="Mask R-CNN inference at batch 1: mmdet's predict, ours eager, "
+                                "the export under ONNX Runtime and OpenVINO")
+    det.add_argument("--depth", type=int, default=101, choices=(50, 101),
+                     help="ResNeXt depth (default 101: X-101 32x4d)")
+    det.add_argument("--image", type=_int_list, default=[800, 1344],
+                     help="padded input height,width (default 800,1344: 800x1333 padded to "
+                          "a multiple of 32)")
+    det.add_argument("--repeats", type=int, default=3, help="timed rounds (default 3)")
+    det.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
+    det.add_argument("--candidates", type=_names, default=None,
+                     help="comma-separated, of: " + ", ".join(export_detection.CANDIDATES)
+                          + f" ('{export_detection.REFERENCE}' is always kept)")
+    det.add_argument("--quick", action="store_true",
+                     help="smoke run: X-50, 320x320, 1 round, " + ", ".join(export_detection.QUICK))
     return parser, modes.choices
 
 
@@ -239,7 +260,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         _check_timed(parser, args)
     if args.mode == "export":
         _check_export(parser, args)
+    if args.mode == "export-detector":
+        _check_export_detector(parser, args)
     return args
+
+
+def _check_export_detector(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.quick:
+        args.depth, args.image, args.repeats, args.warmup = 50, [320, 320], 1, 0
+        args.candidates = args.candidates or list(export_detection.QUICK)
+    unknown = sorted(set(args.candidates or ()) - set(export_detection.CANDIDATES))
+    if unknown:
+        parser.error(f"--candidates: unknown {unknown}; choose from "
+                     f"{list(export_detection.CANDIDATES)}")
+    if len(args.image) != 2 or min(args.image) < 64 or args.repeats < 1:
+        parser.error("--image must be height,width (each >= 64) and --repeats >= 1")
 
 
 def _check_export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -423,10 +458,21 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export_detector(args: argparse.Namespace) -> int:
+    """``export-detector``: Mask R-CNN inference, batch 1, interleaved."""
+    threads = args.threads or torch.get_num_threads()
+    _environment(torch.device("cpu"))
+    results = export_detection.run(Arch(args.depth, 32, 4), tuple(args.image), args.repeats,
+                                   args.warmup, threads, args.candidates)
+    print(export_detection.format_table(results))
+    print(f"{perf.load_average()} (after)")
+    return 0
+
+
 #: What each mode runs.
 MODES: dict[str, Callable[[argparse.Namespace], int]] = {
     "backbone": run_backbone, "detector": run_detector_mode, "runner": run_runner,
-    "profile": run_profile, "export": run_export}
+    "profile": run_profile, "export": run_export, "export-detector": run_export_detector}
 
 
 def _write_json(path: Optional[Path], env: list[str], rows: list[Row],
