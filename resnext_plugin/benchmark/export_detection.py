@@ -48,11 +48,15 @@ class Candidate:
             (``'mmdet-stock'``, ``'plugin'``, ``'plugin-cl-fold'`` ...).
         backend: ``'predict'`` (mmdet's own ``predict``), ``'eager'`` (the export wrapper in
             PyTorch) or a key of :data:`resnext_plugin.export.BACKENDS`.
+        precision: The exported file's precision. ``tools/export.py`` refuses bf16 for
+            detectors (its detections are not those of PyTorch, see ``export/tasks.py``): a
+            bf16 row is speed only, what the backend would give.
     """
 
     name: str
     model: str
     backend: str
+    precision: str = "fp32"
 
 
 CANDIDATES: dict[str, Candidate] = {c.name: c for c in (
@@ -62,6 +66,7 @@ CANDIDATES: dict[str, Candidate] = {c.name: c for c in (
     Candidate("ours eager channels_last + folded BN", "plugin-cl-fold", "eager"),
     Candidate("ONNX Runtime fp32", "plugin", "onnxruntime"),
     Candidate("OpenVINO fp32", "plugin", "openvino"),
+    Candidate("OpenVINO bf16 (speed only: export refuses it)", "plugin", "openvino", "bf16"),
 )}
 QUICK = (REFERENCE, "ours eager", "OpenVINO fp32")
 
@@ -150,7 +155,7 @@ def make_step(candidate: Candidate, models: dict, inputs: torch.Tensor, threads:
         export_onnx(wrapper, inputs, cache[onnx_key], input_names=INPUT_NAMES,
                     output_names=OUTPUT_NAMES, dynamic_axes=DYNAMIC_AXES)
     path = BACKENDS[candidate.backend].write(
-        WriteRequest(cache[onnx_key], cache[onnx_key].parent, "fp32"))
+        WriteRequest(cache[onnx_key], cache[onnx_key].parent, candidate.precision))
     shape = tuple(inputs.shape) if candidate.backend == "openvino" else None
     runtime = ExportedRuntime(path, threads=threads, static_shape=shape)
     array = inputs.numpy()
