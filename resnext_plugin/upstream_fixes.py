@@ -21,8 +21,13 @@
   ``channels_last=True`` backbone) gives silently wrong RoI features. This makes RoIAlign's
   forward take a contiguous copy of such an input (NCHW inputs are untouched; the backward was
   already right).
+* :func:`iteration_resume_skips_trained_data`: before mmengine 0.10.3 (open-mmlab/mmengine#1471),
+  ``IterBasedTrainLoop`` resumed at iteration k drew the data loader's batches from the first one
+  again, so a resumed run trained on other batches than an uninterrupted one. On those versions
+  (the 2023 stack: mmengine 0.8.5) this advances the loader k batches after the
+  ``before_train_epoch`` hooks, where mmengine >= 0.10.3 does it; newer versions are left alone.
 
-Nothing happens on ``import resnext_plugin``. Importing *this* module applies all four, so a
+Nothing happens on ``import resnext_plugin``. Importing *this* module applies all five, so a
 config can name it: ``custom_imports=dict(imports=['resnext_plugin',
 'resnext_plugin.upstream_fixes'])`` (all of the project's configs do, so every rank, every tool
 and the inference APIs get them); ``tools/train.py`` and ``tools/test.py`` call
@@ -134,6 +139,54 @@ def contiguous_roi_align() -> bool:
     return True
 
 
+#: The first mmengine whose ``IterBasedTrainLoop`` skips trained batches on resume (#1471).
+RESUME_SKIPS_DATA_SINCE = "0.10.3"
+
+
+def iteration_resume_skips_trained_data() -> bool:
+    """On mmengine < 0.10.3, make ``IterBasedTrainLoop.run`` advance its data loader by the
+    iterations already trained when it resumes, as mmengine 0.10.3 and later do.
+
+    Idempotent. Returns True if the backport was installed now, False if it already was or if
+    mmengine has the fix.
+    """
+    import mmengine
+    from mmengine.runner import IterBasedTrainLoop
+    from mmengine.utils import digit_version
+
+    if digit_version(mmengine.__version__) >= digit_version(RESUME_SKIPS_DATA_SINCE):
+        return False
+    run = IterBasedTrainLoop.run
+    if getattr(run, _GUARD_FLAG, False):
+        return False
+
+    @functools.wraps(run)
+    def run_skipping_trained_data(self: IterBasedTrainLoop) -> Any:
+        if self._iter == 0:
+            return run(self)
+        runner, call_hook = self.runner, self.runner.call_hook
+
+        def call_hook_then_skip(fn_name: str, **kwargs: Any) -> None:
+            call_hook(fn_name, **kwargs)
+            if fn_name == "before_train_epoch":
+                del runner.call_hook  # back to the class's method: skip once
+                print_log(f"Advance dataloader {self._iter} steps to skip data that has "
+                          "already been trained (resnext_plugin.upstream_fixes)",
+                          logger="current")
+                for _ in range(self._iter):
+                    next(self.dataloader_iterator)
+
+        runner.call_hook = call_hook_then_skip
+        try:
+            return run(self)
+        finally:
+            runner.__dict__.pop("call_hook", None)
+
+    setattr(run_skipping_trained_data, _GUARD_FLAG, True)
+    IterBasedTrainLoop.run = run_skipping_trained_data
+    return True
+
+
 def apply_all() -> None:
     """Apply every fix above (each is idempotent)."""
     allow_mmengine_checkpoints()
@@ -141,6 +194,9 @@ def apply_all() -> None:
     atomic_checkpoint_writes()
     if contiguous_roi_align():
         _log_once("roi_align", "mmcv's RoIAlign takes a contiguous copy of channels_last inputs")
+    if iteration_resume_skips_trained_data():
+        _log_once("resume", "IterBasedTrainLoop skips the batches already trained when it "
+                            "resumes (mmengine < 0.10.3, open-mmlab/mmengine#1471)")
 
 
 apply_all()

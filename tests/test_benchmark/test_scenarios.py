@@ -96,12 +96,20 @@ def test_mode_defaults_and_checks():
     full = parse_args(["detector"])
     assert (full.det_size, full.repeats) == ("512", 7)
     for bad in (["backbone", "--size", "16"], ["detector", "--det-size", "8x8"],
-                ["runner", "--rounds", "0"], ["backbone", "--no-train", "--no-infer"]):
+                ["runner", "--rounds", "0"], ["backbone", "--no-train", "--no-infer"],
+                ["export-detector", "--image", "800"],
+                ["export-detector", "--candidates", "no such row"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
-    assert set(MODES) == {"backbone", "detector", "runner", "profile", "export"}
+    assert set(MODES) == {"backbone", "detector", "runner", "profile", "export",
+                          "export-detector"}
     assert parse_args(["export", "--quick"]).batch == [1, 4]
-    assert "{backbone,detector,runner,profile,export}" in build_parser().format_usage()
+    det = parse_args(["export-detector"])
+    assert (det.depth, det.image, det.candidates) == (101, [800, 1344], None)
+    quick = parse_args(["export-detector", "--quick"])
+    assert (quick.depth, quick.image, quick.repeats) == (50, [320, 320], 1)
+    assert "{backbone,detector,runner,profile,export,export-detector}" in \
+        build_parser().format_usage()
 
 
 def _documented_commands() -> list[str]:
