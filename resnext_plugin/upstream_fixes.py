@@ -111,7 +111,8 @@ def atomic_checkpoint_writes() -> None:
                         "fsync, rename)")
 
 
-_GUARD_FLAG = "__resnext_plugin_contiguous_guard__"
+#: Set on every function a fix installs, so that applying a fix twice does nothing.
+_GUARD_FLAG = "__resnext_plugin_upstream_fix__"
 
 
 def contiguous_roi_align() -> bool:

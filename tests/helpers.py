@@ -89,13 +89,9 @@ def logged_training(work_dir: Path, keys: Sequence[str]) -> dict[int, dict]:
     return logged
 
 
-def untrained_detector_checkpoint(config: str | Path, path: Path) -> list[str]:
-    """Save the Mask R-CNN of ``config`` with random weights (randomised BN) to ``path``; return
-    its class names (``class_0``, ...), also stored in the checkpoint's ``dataset_meta``.
-
-    Random weights score every class alike (far below the 0.05 threshold); a bias towards class 0
-    makes the untrained detector report boxes and masks.
-    """
+def random_detector_state(config: str | Path) -> tuple[dict, list[str]]:
+    """The Mask R-CNN of ``config`` with random weights (seed 0, randomised BN): its state dict
+    and class names (``class_0``, ...)."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
@@ -106,10 +102,25 @@ def untrained_detector_checkpoint(config: str | Path, path: Path) -> list[str]:
     with DefaultScope.overwrite_default_scope("mmdet"):
         model = MODELS.build(cfg.model)
     randomise_bn(model)
-    state = model.state_dict()
-    state["roi_head.bbox_head.fc_cls.bias"][0] = 8.0
     classes = [f"class_{i}" for i in range(cfg.model.roi_head.bbox_head.num_classes)]
+    return model.state_dict(), classes
+
+
+def save_detector_checkpoint(state: dict, classes: list[str], path: Path) -> None:
+    """Save ``state`` with ``classes`` in its ``dataset_meta``, as a trained run's checkpoint."""
     torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=classes))), path)
+
+
+def untrained_detector_checkpoint(config: str | Path, path: Path) -> list[str]:
+    """Save the Mask R-CNN of ``config`` with random weights (randomised BN) to ``path``; return
+    its class names (``class_0``, ...), also stored in the checkpoint's ``dataset_meta``.
+
+    Random weights score every class alike (far below the 0.05 threshold); a bias towards class 0
+    makes the untrained detector report boxes and masks.
+    """
+    state, classes = random_detector_state(config)
+    state["roi_head.bbox_head.fc_cls.bias"][0] = 8.0
+    save_detector_checkpoint(state, classes, path)
     return classes
 
 

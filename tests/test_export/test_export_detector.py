@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import coco_data_options, randomise_bn
+from helpers import coco_data_options, random_detector_state, save_detector_checkpoint
 from mmengine.config import Config
 
 from resnext_plugin.demo_data.coco import DemoCocoSpec, make_demo_coco
@@ -290,19 +290,9 @@ def random_detector_checkpoint(config: Path, path: Path, gain: float = 3.0) -> N
     detection then scores about 0.9997, within float rounding of the others, and which of such
     ties NMS keeps is arbitrary, so backends may keep different boxes.)
     """
-    from mmdet.registry import MODELS
-    from mmengine.registry import DefaultScope
-
-    cfg = Config.fromfile(str(config))
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope("mmdet"):
-        model = MODELS.build(cfg.model)
-    randomise_bn(model)
-    state = model.state_dict()
+    state, classes = random_detector_state(config)
     state["roi_head.bbox_head.fc_cls.weight"] *= gain
-    classes = [f"class_{i}" for i in range(cfg.model.roi_head.bbox_head.num_classes)]
-    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=classes))), path)
+    save_detector_checkpoint(state, classes, path)
 
 
 def _random_detector_export(config: Path, tmp_path: Path, image_size: int,
