@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # A stack is one pinned set of the frameworks in a venv of its own (README, "Supported stacks"):
 #   pins      .venv            requirements/constraints.txt (the default: mmcv built, mmdet, mmpretrain)
 #   <name>    .venv-<name>     requirements/stack-<name>.txt: backbone, lite-cls, onedl-lite,
-#                              onedl, upstream-2023
+#                              onedl, onedl-torch2.15, upstream-2023, upstream-2023-det
 # e.g. `make install STACK=lite-cls`, `make test STACK=onedl`. The `# tests:` lines of a stack file
 # name the test files that apply to it; `# mmcv-build: <distribution>` builds that mmcv once per
 # build key into the wheel cache (tools/install_mmcv.py).

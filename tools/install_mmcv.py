@@ -14,11 +14,13 @@ file, ``requirements/constraints.txt`` or ``requirements/stack-<name>.txt``), so
 builds a different mmcv has entries of its own; torch's version and git revision, its CUDA version
 and whether the build compiles CUDA ops, the C++ ABI flag, the Python tag and the platform, plus
 the mmcv build variables set in the environment (``MMCV_WITH_OPS``, ``FORCE_CUDA``,
-``TORCH_CUDA_ARCH_LIST``,
-...). A cached wheel is never trusted blindly: its manifest must name this exact key, its sha256
-and size must match and its zip members must pass their CRC checks; after installing it,
-``mmcv.ops`` must import and run ``nms`` and ``RoIAlign`` on the CPU with known results. Any
-failure is logged with its reason, the entry is deleted, and the wheel is built again.
+``TORCH_CUDA_ARCH_LIST``, ...), and the C++ standard torch's headers require where it is newer
+than the ``-std=c++17`` that mmcv's setup.py hard-codes (torch >= 2.14 needs C++20: the sdist is
+then unpacked and built with that flag rewritten). A cached wheel is never trusted blindly: its
+manifest must name this exact key, its sha256 and size must match and its zip members must pass
+their CRC checks; after installing it, ``mmcv.ops`` must import and run ``nms`` and ``RoIAlign``
+on the CPU with known results. Any failure is logged with its reason, the entry is deleted, and
+the wheel is built again.
 
 Entries are written atomically (built in a hidden staging folder of the cache, then renamed), and a
 lock file per key makes a second clone wait for a build in progress instead of starting its own.
@@ -45,6 +47,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -57,16 +60,23 @@ from pathlib import Path
 CACHE_ENV = "RESNEXT_PLUGIN_WHEEL_CACHE"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+#: The C++ standard torch 2.x's headers require up to 2.13 (2.14 on: C++20).
+BASELINE_CXX_STD = "c++17"
 #: Environment variables that change what mmcv's setup.py compiles.
 BUILD_ENV_VARS = ("MMCV_WITH_OPS", "FORCE_CUDA", "FORCE_MLU", "FORCE_NPU", "FORCE_MPS",
                   "TORCH_CUDA_ARCH_LIST", "MMCV_CUDA_ARGS")
 
 # Run by the target interpreter: what the compiled extension depends on.
 _PROBE = r"""
-import json, os, sys, sysconfig
+import json, os, re, sys, sysconfig
 import torch
 cuda_ops = bool(torch.version.cuda) and (
     torch.cuda.is_available() or os.environ.get("FORCE_CUDA", "0") == "1")
+# The standard torch's headers require ("#error C++20 or later ..." from torch 2.14).
+header = os.path.join(os.path.dirname(torch.__file__), "include", "ATen", "ATen.h")
+needed = re.findall(r"__cplusplus < (\d+)L", open(header).read()) if os.path.isfile(header) else []
+year = max((int(value) for value in needed), default=201703)
+cxx_std = f"c++{str(year)[2:4]}"
 print(json.dumps(dict(
     torch=torch.__version__,
     torch_git=getattr(torch.version, "git_version", "unknown"),
@@ -75,6 +85,7 @@ print(json.dumps(dict(
     cxx11_abi=int(torch.compiled_with_cxx11_abi()),
     python=f"cp{sys.version_info.major}{sys.version_info.minor}",
     platform=sysconfig.get_platform(),
+    cxx_std=cxx_std,
 )))
 """
 
@@ -127,6 +138,10 @@ class BuildKey:
     #: The distribution built (``mmcv`` or ``onedl-mmcv``). Left out of the stored key when it is
     #: ``mmcv``, so entries written before this field existed keep their folder and stay valid.
     dist: str = "mmcv"
+    #: The C++ standard torch's headers require (``c++17``; ``c++20`` from torch 2.14): the build
+    #: raises older ``-std`` flags of mmcv's setup.py to it. Left out of the stored key when it is
+    #: ``c++17``, which every torch the cache served before this field existed required.
+    cxx_std: str = BASELINE_CXX_STD
 
     def as_dict(self) -> dict:
         """The key as JSON-compatible data (what the manifest stores)."""
@@ -134,6 +149,8 @@ class BuildKey:
         data["build_env"] = [list(pair) for pair in self.build_env]
         if self.dist == "mmcv":
             del data["dist"]
+        if self.cxx_std == BASELINE_CXX_STD:
+            del data["cxx_std"]
         return data
 
     @property
@@ -400,6 +417,70 @@ def run_smoke_test(python: str, mmcv_version: str, env: dict[str, str] | None = 
     log(result.stdout.strip())
 
 
+def pip_wheel_command(python: str, source: Path, out_dir: Path) -> list[str]:
+    """The command that compiles the unpacked sdist ``source`` against ``python``'s torch.
+
+    ``--no-cache-dir``: pip's own wheel cache is keyed by the sdist alone, so without it a wheel
+    compiled against another torch is handed back as if built now (seen: onedl-mmcv built for
+    torch 2.13.0 returned in a torch 2.15.0 venv).
+    """
+    return [python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-cache-dir",
+            "--wheel-dir", str(out_dir), str(source)]
+
+
+_STD_FLAG = re.compile(r"(-std=|/std:)c\+\+(\d\d)\b")
+
+
+def _std_year(two_digits: str) -> int:
+    """``98`` -> 1998, ``17`` -> 2017: the order of the standards."""
+    year = int(two_digits)
+    return 1900 + year if year >= 90 else 2000 + year
+
+
+def raise_cxx_std(setup_py: Path, cxx_std: str) -> int:
+    """Raise every ``-std=c++NN`` (and MSVC ``/std:c++NN``) in setup.py older than ``cxx_std``.
+
+    mmcv's setup.py hard-codes the standard after anything the environment sets: mmcv 2.0.1
+    passes ``-std=c++14`` where torch 2.x's headers need C++17, and every mmcv ``-std=c++17``
+    where torch >= 2.14's need C++20. Flags already at ``cxx_std`` or newer stay. Returns the
+    number of flags rewritten.
+    """
+    wanted = _std_year(cxx_std.removeprefix("c++"))
+    raised = []
+
+    def raise_flag(match: re.Match) -> str:
+        if _std_year(match.group(2)) >= wanted:
+            return match.group(0)
+        raised.append(match.group(0))
+        return match.group(1) + cxx_std
+
+    setup_py.write_text(_STD_FLAG.sub(raise_flag, setup_py.read_text()))
+    return len(raised)
+
+
+def unpacked_sdist(python: str, dist: str, version: str, workdir: Path) -> Path:
+    """Download ``dist==version``'s sdist with ``python``'s pip and unpack it under ``workdir``.
+
+    ``--no-build-isolation``: pip reads the sdist's metadata by running its setup.py, which for
+    mmcv imports torch and (mmcv 2.0) ``pkg_resources``: the venv's own, not a fresh setuptools.
+
+    Raises:
+        InstallError: the download failed or the archive is not one sdist folder with a setup.py.
+    """
+    _run([python, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+          "--no-build-isolation", "--dest", str(workdir), f"{dist}=={version}"])
+    archives = list(workdir.glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise InstallError(f"pip download left {[p.name for p in workdir.iterdir()]} in "
+                           f"{workdir}, expected one {dist} {version} sdist")
+    with tarfile.open(archives[0]) as archive:
+        archive.extractall(workdir / "src", filter="data")
+    setups = list((workdir / "src").glob("*/setup.py"))
+    if len(setups) != 1:
+        raise InstallError(f"{archives[0].name} does not unpack to one folder with a setup.py")
+    return setups[0].parent
+
+
 def _run(command: list[str], **kwargs) -> None:
     log("$ " + shlex.join(command))
     result = subprocess.run(command, **kwargs)
@@ -438,9 +519,13 @@ def main(argv: list[str] | None = None) -> int:
         # uv cannot build a wheel from an index name; pip in the venv can, against its torch.
         _run([*uv_pip, "install", *target, *pins, "pip"])
         try:
-            _run([args.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-                  "--no-binary", args.dist, "--wheel-dir", str(out_dir),
-                  f"{args.dist}=={version}"])
+            with tempfile.TemporaryDirectory(prefix="mmcv-sdist-") as workdir:
+                source = unpacked_sdist(args.python, args.dist, version, Path(workdir))
+                count = raise_cxx_std(source / "setup.py", key.cxx_std)
+                if count:
+                    log(f"torch {key.torch}'s headers need {key.cxx_std}: raised {count} older "
+                        f"-std flags of {args.dist} {version}'s setup.py to it")
+                _run(pip_wheel_command(args.python, source, out_dir))
         finally:
             _run([*uv_pip, "uninstall", *target, "pip"])
         wheels = list(out_dir.glob(f"{key.wheel_prefix}*.whl"))

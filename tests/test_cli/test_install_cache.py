@@ -55,7 +55,7 @@ def test_key_folder_differs_for_every_field_and_is_stable():
                 replace(KEY, ops="cuda"), replace(KEY, cxx11_abi=0),
                 replace(KEY, python="cp312"), replace(KEY, platform="linux-aarch64"),
                 replace(KEY, build_env=(("TORCH_CUDA_ARCH_LIST", "8.0"),)),
-                replace(KEY, dist="onedl-mmcv")]
+                replace(KEY, cxx_std="c++20"), replace(KEY, dist="onedl-mmcv")]
     names = {KEY.dirname()} | {variant.dirname() for variant in variants}
     assert len(names) == len(variants) + 1
     assert KEY.dirname() == replace(KEY).dirname()
@@ -197,6 +197,10 @@ def test_probe_reports_this_interpreters_torch():
     assert key.python == f"cp{sys.version_info.major}{sys.version_info.minor}"
     assert key.ops == ("cuda" if torch.cuda.is_available() else "cpu")
     assert key.build_env == (("TORCH_CUDA_ARCH_LIST", "8.0"),)
+    # mmcv's -std=c++17 builds against torch < 2.14 as shipped; newer torch needs C++20.
+    needs_cxx20 = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) \
+        >= (2, 14)
+    assert key.cxx_std == ("c++20" if needs_cxx20 else "c++17")
 
 
 def test_smoke_test_passes_on_the_installed_mmcv_and_fails_on_a_broken_one(tmp_path):
@@ -223,8 +227,11 @@ def test_command_line_names_a_bad_constraints_file(tmp_path):
 
 
 def test_keys_of_upstream_mmcv_keep_their_folder_and_onedl_has_its_own(tmp_path):
-    # Entries written before the distribution was part of the key stay valid for upstream mmcv.
+    # Entries written before the distribution (or the C++ standard) was part of the key stay valid.
     assert "dist" not in KEY.as_dict() and KEY.dirname().startswith("mmcv-2.1.0_torch-")
+    assert KEY.cxx_std == "c++17" and "cxx_std" not in KEY.as_dict()
+    assert install_mmcv.BuildKey.from_dict(replace(KEY, cxx_std="c++20").as_dict()).cxx_std \
+        == "c++20"
     onedl = replace(KEY, mmcv="2.3.6", dist="onedl-mmcv")
     assert onedl.as_dict()["dist"] == "onedl-mmcv"
     assert install_mmcv.BuildKey.from_dict(onedl.as_dict()) == onedl
@@ -254,3 +261,44 @@ def test_an_onedl_wheel_is_stored_under_its_key_and_an_upstream_name_is_refused(
     (wheel.parent / install_mmcv.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(install_mmcv.CacheEntryError, match="not a onedl-mmcv 2.3.6 wheel"):
         install_mmcv.verify_entry(wheel.parent, key)
+
+
+def test_build_compiles_the_sdist_and_never_takes_pips_cached_wheel(tmp_path):
+    # pip's wheel cache is keyed by the sdist, not by torch: a wheel built against another torch
+    # came back as a "build" in 0.0 min before --no-cache-dir.
+    source = tmp_path / "src" / "onedl_mmcv-2.3.6"
+    command = install_mmcv.pip_wheel_command("/venv/bin/python", source, tmp_path / "out")
+    assert command[:4] == ["/venv/bin/python", "-m", "pip", "wheel"]
+    assert {"--no-cache-dir", "--no-deps", "--no-build-isolation"} <= set(command)
+    assert command[command.index("--wheel-dir") + 1] == str(tmp_path / "out")
+    assert command[-1] == str(source)
+
+
+# The -std flags of mmcv 2.0.1's setup.py (CUDA, CPU, MSVC, MPS branches and a comment).
+SETUP_PY_FLAGS = """\
+            'nvcc': [cuda_args, '-std=c++14'] if cuda_args else ['-std=c++14'],
+            'cxx': ['-std=c++14'],
+            extra_compile_args['cxx'] = ['-std=c++14']
+                extra_compile_args['cxx'] = ['/std:c++14']
+            extra_compile_args['cxx'] = ['-Wall', '-std=c++17']
+        # c++14 features, the argument ['std=c++14'] must be added here.
+            extra_compile_args['nvcc'] += ['-std=c++14']
+"""
+
+
+@pytest.mark.parametrize("cxx_std, raised, kept", [
+    ("c++17", 6, "'-std=c++17'"),  # torch 2.x before 2.14 against mmcv 2.0.1's C++14
+    ("c++20", 7, "'-std=c++20'"),  # torch >= 2.14: mmcv 2.1 / onedl-mmcv's C++17 too
+])
+def test_std_flags_older_than_torchs_headers_need_are_raised(tmp_path, cxx_std, raised, kept):
+    setup_py = tmp_path / "setup.py"
+    setup_py.write_text(SETUP_PY_FLAGS)
+    assert install_mmcv.raise_cxx_std(setup_py, cxx_std) == raised
+    patched = setup_py.read_text()
+    assert "-std=c++14" not in patched and "/std:c++14" not in patched and kept in patched
+    assert "['std=c++14'] must be added" in patched  # a comment, not a flag
+    assert install_mmcv.raise_cxx_std(setup_py, cxx_std) == 0  # already there: unchanged
+    assert setup_py.read_text() == patched
+    setup_py.write_text("flags = ['-std=c++20']\n")
+    assert install_mmcv.raise_cxx_std(setup_py, "c++17") == 0  # never lowered
+    assert setup_py.read_text() == "flags = ['-std=c++20']\n"
