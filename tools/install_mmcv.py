@@ -14,13 +14,13 @@ file, ``requirements/constraints.txt`` or ``requirements/stack-<name>.txt``), so
 builds a different mmcv has entries of its own; torch's version and git revision, its CUDA version
 and whether the build compiles CUDA ops, the C++ ABI flag, the Python tag and the platform, plus
 the mmcv build variables set in the environment (``MMCV_WITH_OPS``, ``FORCE_CUDA``,
-``TORCH_CUDA_ARCH_LIST``, ...), and the C++ standard torch's headers require where it is newer
-than the ``-std=c++17`` that mmcv's setup.py hard-codes (torch >= 2.14 needs C++20: the sdist is
-then unpacked and built with that flag rewritten). A cached wheel is never trusted blindly: its
-manifest must name this exact key, its sha256 and size must match and its zip members must pass
-their CRC checks; after installing it, ``mmcv.ops`` must import and run ``nms`` and ``RoIAlign``
-on the CPU with known results. Any failure is logged with its reason, the entry is deleted, and
-the wheel is built again.
+``TORCH_CUDA_ARCH_LIST``, ...), and the C++ standard torch's headers require (C++17; C++20 from
+torch 2.14). mmcv's setup.py hard-codes ``-std=c++14`` (mmcv 2.0) or ``-std=c++17``, so every build
+unpacks the sdist and raises the flags older than that standard before compiling it
+(:func:`raise_cxx_std`). A cached wheel is never trusted blindly: its manifest must name this exact
+key, its sha256 and size must match and its zip members must pass their CRC checks; after
+installing it, ``mmcv.ops`` must import and run ``nms`` and ``RoIAlign`` on the CPU with known
+results. Any failure is logged with its reason, the entry is deleted, and the wheel is built again.
 
 Entries are written atomically (built in a hidden staging folder of the cache, then renamed), and a
 lock file per key makes a second clone wait for a build in progress instead of starting its own.
@@ -516,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     def build(out_dir: Path) -> Path:
-        # uv cannot build a wheel from an index name; pip in the venv can, against its torch.
+        # pip in the venv downloads the sdist (uv has no download command) and compiles it
+        # against the venv's torch.
         _run([*uv_pip, "install", *target, *pins, "pip"])
         try:
             with tempfile.TemporaryDirectory(prefix="mmcv-sdist-") as workdir:

@@ -12,9 +12,8 @@ Weights are random (mmdet's initialisation), with the bias of the first few clas
 that boxes pass ``score_thr`` (with every score near 1/81, none would, and the mask head would
 never run) and the classification weights scaled so that scores spread (no near-ties for NMS to
 break arbitrarily): the model reports ``max_per_img`` (100) detections, as a trained COCO model
-does. The
-number of detections each candidate gives is printed: the rows are comparable only when it is
-the same.
+does. The number of detections each candidate gives is printed: the rows are comparable only
+when it is the same.
 
 Run: ``python tools/benchmark.py export-detector [--quick] [--threads N]``.
 """

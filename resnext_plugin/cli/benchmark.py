@@ -265,14 +265,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def _check_candidates(parser: argparse.ArgumentParser, names: Optional[Sequence[str]],
+                      known: dict) -> None:
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        parser.error(f"--candidates: unknown {unknown}; choose from {list(known)}")
+
+
 def _check_export_detector(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.quick:
         args.depth, args.image, args.repeats, args.warmup = 50, [320, 320], 1, 0
         args.candidates = args.candidates or list(export_detection.QUICK)
-    unknown = sorted(set(args.candidates or ()) - set(export_detection.CANDIDATES))
-    if unknown:
-        parser.error(f"--candidates: unknown {unknown}; choose from "
-                     f"{list(export_detection.CANDIDATES)}")
+    _check_candidates(parser, args.candidates, export_detection.CANDIDATES)
     if len(args.image) != 2 or min(args.image) < 64 or args.repeats < 1:
         parser.error("--image must be height,width (each >= 64) and --repeats >= 1")
 
@@ -281,10 +285,7 @@ def _check_export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.quick:
         args.size, args.batch, args.repeats, args.warmup = 64, [1, 4], 2, 1
         args.candidates = args.candidates or export_inference.quick_names()
-    unknown = sorted(set(args.candidates or ()) - set(export_inference.CANDIDATES))
-    if unknown:
-        parser.error(f"--candidates: unknown {unknown}; choose from "
-                     f"{list(export_inference.CANDIDATES)}")
+    _check_candidates(parser, args.candidates, export_inference.CANDIDATES)
     if args.repeats < 1 or args.size < 32 or min(args.batch) < 1:
         parser.error("--repeats and --batch must be >= 1 and --size >= 32")
 
